@@ -1,0 +1,39 @@
+# Two commands on a fresh machine: `make lab` and `make test`. Both create .venv when missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.dolab-installed
+
+.PHONY: lab test unit lessons browser bench stress clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+# A browser for the e2e tests: Debian's chromium when present, else Playwright's own download.
+browser: $(STAMP)
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+		|| $(PY) -m playwright install chromium
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+test: $(STAMP) browser
+	$(PY) -m pytest tests notebooks --nbval --sanitize-with notebooks/sanitize.cfg
+
+unit: $(STAMP)
+	$(PY) -m pytest tests -m "not browser"
+
+lessons: $(STAMP)
+	$(PY) -m pytest notebooks --nbval --sanitize-with notebooks/sanitize.cfg
+
+bench: $(STAMP)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+stress: $(STAMP)
+	DOLAB_STRESS_TRIALS=100 $(PY) -m pytest tests/stress -q
+
+clean:
+	rm -rf $(VENV) .dolab .pytest_cache test-output
