@@ -1,0 +1,532 @@
+"""One Durable Object as the lab hosts it: mailbox, input gate, instance lifecycle, write buffer.
+
+An ``ObjectHost`` outlives its instances. Every event (RPC call, fetch, alarm, WebSocket message)
+enters the mailbox in arrival order (E-order, B16) and is *delivered* — its handler started as a
+task — only while the input gate is open. Delivered events interleave only where a handler awaits
+something that is not storage (spec §7).
+
+``generation`` counts resets: a stub binds to the generation of its first call, and every call on a
+stub whose generation was reset fails with the reset's error (B23, B26). ``incarnation`` counts
+instances (evictions included): timers and storage handles of a gone instance check it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import copy
+import inspect
+from collections import deque
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from . import errors, trace
+from .buffer import MISSING, TxnLayer, WriteBuffer
+from .gates import Critical, InputGate, current_critical
+from .storage import DurableObjectTransaction, Limits, TxnState
+
+if TYPE_CHECKING:
+    from .ids import DurableObjectId
+    from .namespace import NamespaceBinding
+    from .sql import SqlDatabase
+    from .store import ObjectRecord
+
+current_host: contextvars.ContextVar[ObjectHost | None] = contextvars.ContextVar(
+    "dolab_host", default=None)
+current_request: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "dolab_request", default=None)
+
+BCW_TIMEOUT_S = 30.0
+
+
+class DurableObjectAbort(BaseException):
+    """Raised by ``ctx.abort()``; a BaseException, so ``except Exception`` does not swallow it
+    (as in Python Workers)."""
+
+
+class Event:
+    """A mailbox entry."""
+
+    __slots__ = ("rid", "kind", "invoke", "future", "generation", "label", "task")
+
+    def __init__(self, rid: str, kind: str, invoke: Callable[[Any], Any],
+                 future: asyncio.Future[Any], generation: int, label: str) -> None:
+        self.rid = rid
+        self.kind = kind
+        self.invoke = invoke
+        self.future = future
+        self.generation = generation
+        self.label = label
+        self.task: asyncio.Task[None] | None = None
+
+
+class ObjectHost:
+    def __init__(self, binding: NamespaceBinding, object_id: DurableObjectId) -> None:
+        self.binding = binding
+        self.lab = binding.lab
+        self.id = object_id
+        self.hex = object_id.toString()
+        self.label = f"{binding.name}:{object_id.name if object_id.name is not None else self.hex[:8]}"
+        self.generation = 0
+        self.incarnation = 0
+        self.broken: dict[int, BaseException] = {}
+        self.instance: Any = None
+        self.ctx: Any = None
+        self.construct_id: DurableObjectId | None = None  # the id of the call that constructs
+        self.abort_alarm_retry = True
+        self.mailbox: deque[Event] = deque()
+        self.inflight: dict[str, Event] = {}
+        self.gate = InputGate(self._pump)
+        self.buffer = WriteBuffer(self)
+        self.confirmed_epoch = 0
+        self.last_writer: str | None = None
+        self._record: ObjectRecord | None = None
+        self._sql: SqlDatabase | None = None
+        self._pumping = False
+        self.keepalive = 0          # waitUntil promises, standard-API sockets, outbound calls
+        self.idle_since: float | None = None
+        self.idle_timer: Any = None
+        self.alarm_timer: Any = None
+        self.alarm_running: dict[str, Any] | None = None
+        self.alarm_dirty = False
+        self.reset_hooks: list[Callable[[BaseException], None]] = []
+        self.evict_hooks: list[Callable[[], None]] = []
+
+    # ---- identity ------------------------------------------------------------------------------
+
+    @property
+    def backend(self) -> str:
+        return self.binding.backend
+
+    @property
+    def limits(self) -> Limits:
+        return self.binding.limits
+
+    @property
+    def record(self) -> ObjectRecord | None:
+        if self._record is None:
+            self._record = self.lab.store.find(self.binding.key, self.hex)
+        return self._record
+
+    def ensure_record(self) -> ObjectRecord:
+        if self.record is None:
+            self._record = self.lab.store.record(self.binding.key, self.hex, self.id.name)
+        assert self._record is not None
+        return self._record
+
+    def sql_db(self) -> SqlDatabase | None:
+        if self.backend == "kv":
+            return None
+        if self._sql is None:
+            from .sql import SqlDatabase
+
+            self._sql = SqlDatabase()
+            record = self.record
+            self._sql.restore(None if record is None or record.sql is None else record.sql.image)
+        return self._sql
+
+    # ---- mailbox and delivery -------------------------------------------------------------------
+
+    def submit(self, kind: str, label: str, invoke: Callable[[Any], Any],
+               generation: int | None = None) -> asyncio.Future[Any]:
+        """Queue an event; the future resolves with its (output-gated) result."""
+        rid = self.lab.next_request_id()
+        future = asyncio.get_running_loop().create_future()
+        gen = self.generation if generation is None else generation
+        if gen != self.generation:
+            future.set_exception(errors.remote_copy(self.broken[gen]))
+            return future
+        if len(self.mailbox) >= self.lab.mailbox_limit:
+            error = errors.DurableObjectOverloaded(errors.OVERLOADED)
+            self.lab.trace.record(self.label, trace.ERROR, rid, error=str(error))
+            future.set_exception(errors.mark(error, remote=True))
+            return future
+        self.mailbox.append(Event(rid, kind, invoke, future, gen, label))
+        self.idle_since = None
+        self.lab.trace.record(self.label, trace.QUEUED, rid, type=kind, method=label)
+        self._pump()
+        return future
+
+    def _pump(self) -> None:
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while self.mailbox and not self.gate.locked:
+                if self.instance is None and not self._construct():
+                    continue
+                if self.gate.locked:
+                    break
+                self._deliver(self.mailbox.popleft())
+        finally:
+            self._pumping = False
+        self._maybe_idle()
+
+    def _deliver(self, event: Event) -> None:
+        if event.generation != self.generation:
+            self._fail(event, self.broken[event.generation])
+            return
+        self.inflight[event.rid] = event
+        context = contextvars.copy_context()
+        context.run(_enter, self, event.rid)
+        event.task = asyncio.get_running_loop().create_task(self._run(event), context=context)
+
+    async def _run(self, event: Event) -> None:
+        self.lab.trace.record(self.label, trace.DELIVERED, event.rid, method=event.label)
+        instance, incarnation = self.instance, self.incarnation
+        try:
+            result = event.invoke(instance)
+            if inspect.isawaitable(result):
+                result = await result
+        except DurableObjectAbort:
+            return  # the reset already failed this event
+        except asyncio.CancelledError:
+            if not event.future.done():
+                self._fail(event, errors.DurableObjectReset(errors.INSTANCE_GONE))
+            return
+        except BaseException as error:  # an ordinary exception is not a reset (B21)
+            await self._release(event, None, error, incarnation)
+            return
+        await self._release(event, result, None, incarnation)
+
+    async def _release(self, event: Event, result: Any, error: BaseException | None,
+                       incarnation: int) -> None:
+        """The output gate: the result leaves only once the writes made before it are durable."""
+        epoch = self.confirmed_epoch
+        if not self.lab.output_gate.durable(epoch) and event.generation == self.generation:
+            self.lab.trace.record(self.label, trace.HELD, event.rid)
+            try:
+                await self.lab.output_gate.wait(epoch)  # why: B62, results wait for their writes
+            except Exception:
+                pass  # a failed commit reset this object and failed the event already
+            self.lab.trace.record(self.label, trace.RELEASED, event.rid)
+        self.inflight.pop(event.rid, None)
+        if event.future.done():
+            return
+        if event.generation != self.generation:
+            self._fail(event, self.broken[event.generation])
+        elif error is not None:
+            self._fail(event, error)
+        else:
+            self.lab.trace.record(self.label, trace.FINISHED, event.rid)
+            event.future.set_result(result)
+        self._maybe_idle()
+
+    def _fail(self, event: Event, error: BaseException) -> None:
+        self.inflight.pop(event.rid, None)
+        self.lab.trace.record(self.label, trace.ERROR, event.rid,
+                              error=f"{type(error).__name__}: {error}")
+        if not event.future.done():
+            event.future.set_exception(errors.remote_copy(error))
+
+    # ---- construction, reset, eviction -----------------------------------------------------------
+
+    def _construct(self) -> bool:
+        """Run the constructor under the closed input gate; False when it failed (a reset)."""
+        from .state import DurableObjectState
+
+        self.incarnation += 1
+        cls = self.binding.cls
+        object_id, self.construct_id = self.construct_id or self.id, None
+        self.ctx = DurableObjectState(self, self.generation, self.incarnation,
+                                      _visible_name(object_id))
+        token = Critical(None, "constructor")
+        self.gate.lock(token)
+        context = contextvars.copy_context()
+        try:
+            instance = cls.__new__(cls)
+            context.run(_construct_in, self, instance, self.ctx)
+        except BaseException as error:
+            self.gate.unlock(token)
+            self.reset(errors.mark(error, durableObjectReset=True))
+            return False
+        self.instance = instance
+        self.lab.trace.record(self.label, trace.CONSTRUCTED, None, cls=cls.__name__)
+        self.gate.unlock(token)
+        return True
+
+    def reset(self, error: BaseException) -> None:
+        """Drop the instance and its uncommitted writes; break the stubs bound to it (spec §8.2)."""
+        errors.mark(error, durableObjectReset=True)
+        old = self.generation
+        self.broken[old] = error
+        self.generation += 1
+        self.lab.trace.record(self.label, trace.RESET, current_request.get(),
+                              error=f"{type(error).__name__}: {error}")
+        self._drop_instance()
+        self.buffer.discard()
+        if self._sql is not None:
+            self._sql.rollback_turn()
+        self.lab.forget_dirty(self)
+        for hook in list(self.reset_hooks):
+            hook(error)
+        me = asyncio.current_task() if _loop_running() else None
+        for event in list(self.inflight.values()) + list(self.mailbox):
+            self._fail(event, error)
+            if event.task is not None and event.task is not me:
+                event.task.cancel()
+        self.mailbox.clear()
+        self.inflight.clear()
+
+    def evict(self, kind: str = trace.EVICTED) -> None:
+        """Drop an idle instance without error: stubs keep working, memory is lost (B63)."""
+        if self.instance is None:
+            return
+        self._drop_instance()
+        self.lab.trace.record(self.label, kind, None)
+        for hook in list(self.evict_hooks):
+            hook()
+
+    def _drop_instance(self) -> None:
+        self.instance = None
+        self.ctx = None
+        self.incarnation += 1
+        self.gate.clear()
+        self.keepalive = 0
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.mailbox or self.inflight or self.gate.locked or self.keepalive)
+
+    def _maybe_idle(self) -> None:
+        if self.instance is None or self.busy or self.idle_timer is not None:
+            return
+        self.idle_since = self.lab.clock.now()
+        self.idle_timer = self.lab.clock.call_later(
+            self.lab.idle_timeout(self), self._idle_check, f"idle {self.label}")
+
+    def _idle_check(self) -> None:
+        self.idle_timer = None
+        if self.instance is None or self.busy or self.idle_since is None:
+            self._maybe_idle()
+            return
+        remaining = self.idle_since + self.lab.idle_timeout(self) - self.lab.clock.now()
+        if remaining > 1e-9:
+            self.idle_timer = self.lab.clock.call_later(remaining, self._idle_check)
+            return
+        self.evict(self.lab.eviction_kind(self))
+
+    def touch(self) -> None:
+        self.idle_since = None
+
+    def keep_alive(self, awaitable: Awaitable[Any]) -> None:
+        """waitUntil and similar: the instance stays in memory until ``awaitable`` settles."""
+        self.keepalive += 1
+        incarnation = self.incarnation
+        future = asyncio.ensure_future(awaitable)
+
+        def done(_: Any) -> None:
+            if self.incarnation == incarnation:
+                self.keepalive = max(0, self.keepalive - 1)
+                self._maybe_idle()
+            if not future.cancelled():
+                future.exception()  # retrieved: waitUntil errors are only logged on Cloudflare
+
+        future.add_done_callback(done)
+
+    # ---- blockConcurrencyWhile ------------------------------------------------------------------
+
+    def block_concurrency_while(self, callback: Callable[[], Any]) -> asyncio.Task[Any]:
+        parent = current_critical.get()
+        token = Critical(parent, "blockConcurrencyWhile")
+        if token.depth > 64:
+            raise RuntimeError(errors.BCW_NESTED)
+        self.gate.lock(token)
+        self.lab.trace.record(self.label, trace.GATE_BLOCKED, current_request.get(),
+                              depth=token.depth)
+        context = contextvars.copy_context()
+        context.run(current_critical.set, token)
+        loop = asyncio.get_running_loop()
+        return loop.create_task(self._critical(callback, token), context=context)
+
+    async def _critical(self, callback: Callable[[], Any], token: Critical) -> Any:
+        generation = self.generation
+        task = asyncio.current_task()
+        timer = self.lab.clock.call_later(BCW_TIMEOUT_S, lambda: task and task.cancel(),
+                                          f"bCW timeout {self.label}")
+        try:
+            result = callback()
+            if inspect.isawaitable(result):
+                result = await result
+            return result
+        except asyncio.CancelledError:
+            if generation == self.generation and timer.cancelled is False:
+                self.reset(errors.mark(errors.DurableObjectReset(errors.BCW_TIMEOUT),
+                                       overloaded=True))
+            raise
+        except DurableObjectAbort:
+            raise
+        except BaseException as error:
+            if generation == self.generation:
+                self.reset(error)
+            raise
+        finally:
+            timer.cancel()
+            self.gate.unlock(token)
+            self.lab.trace.record(self.label, trace.GATE_OPENED, current_request.get())
+
+    # ---- transactions ---------------------------------------------------------------------------
+
+    def run_transaction(self, closure: Callable[[DurableObjectTransaction], Any]) -> Any:
+        async def body() -> Any:
+            layer = TxnLayer(self.buffer)
+            txn = DurableObjectTransaction(self, layer)
+            try:
+                result = closure(txn)
+                if inspect.isawaitable(result):
+                    result = await result
+            except BaseException:
+                txn.state = TxnState.ROLLED_BACK
+                layer.discard()
+                raise
+            if txn.state == TxnState.OPEN:
+                layer.commit()
+            txn.state = TxnState.COMMITTED
+            return result
+
+        return self._transaction_section(body)
+
+    def _transaction_section(self, body: Callable[[], Any]) -> asyncio.Task[Any]:
+        """A transaction is a critical section whose failure is *not* a reset (spec §5.3)."""
+        parent = current_critical.get()
+        token = Critical(parent, "transaction")
+        self.gate.lock(token)
+        context = contextvars.copy_context()
+        context.run(current_critical.set, token)
+
+        async def run() -> Any:
+            try:
+                return await body()
+            finally:
+                self.gate.unlock(token)
+
+        return asyncio.get_running_loop().create_task(run(), context=context)
+
+    def transaction_sync(self, fn: Callable[[], Any]) -> Any:
+        db = self.sql_db()
+        assert db is not None
+        snapshot = dict(self.buffer.pending), self.buffer.cleared, self.buffer.alarm_pending
+        try:
+            return db.transaction_sync(fn)
+        except BaseException:
+            self.buffer.pending, self.buffer.cleared, self.buffer.alarm_pending = (
+                snapshot[0], snapshot[1], snapshot[2])
+            raise
+
+    # ---- writes ---------------------------------------------------------------------------------
+
+    def check_owner(self, owner: tuple[int, int]) -> None:
+        """A stale instance (reset or evicted) must not touch its successor's storage."""
+        if owner != (self.generation, self.incarnation):
+            raise errors.DurableObjectReset(errors.INSTANCE_GONE)
+
+    def wrote(self, keys: list[str], confirmed: bool) -> None:
+        request = current_request.get()
+        self.last_writer = request
+        if self.lab.trace.enabled:
+            self.lab.trace.record(self.label, trace.WRITE, request, keys=keys[:8])
+        self.lab.mark_dirty(self, confirmed)
+
+    def sql_written(self) -> None:
+        self.wrote(["<sql>"], True)
+
+    def traced_read(self, op: str, keys: Any) -> None:
+        if self.lab.trace.enabled:
+            self.lab.trace.record(self.label, trace.READ, current_request.get(), op=op)
+
+    def delete_all(self, confirmed: bool) -> None:
+        with_alarm = self.lab.compat_at_least("2026-02-24")
+        self.buffer.clear(confirmed, with_alarm)
+        db = self.sql_db()
+        if db is not None:
+            db.clear_all()
+
+    def until_committed(self) -> Awaitable[None]:
+        from .storage import Done
+
+        epoch = self.lab.output_gate.epoch if self.lab.has_dirty(self) else self.confirmed_epoch
+        if self.lab.output_gate.durable(epoch):
+            return Done(None)
+        return self.lab.output_gate.wait(epoch)
+
+    def flush_into(self, now: float) -> bool:
+        """Move buffered writes into the ZODB record (inside the flush). True if anything moved."""
+        db = self._sql
+        sql_changed = db is not None and db.dirty
+        if not self.buffer.dirty and not sql_changed:
+            return False
+        record = self.ensure_record()
+        old_alarm = record.alarm
+        if self.buffer.alarm_pending is not MISSING:
+            record.alarm = self.buffer.alarm_pending
+            self.lab.store.index_alarm(self.binding.key, self.hex, old_alarm, record.alarm)
+            self.alarm_dirty = True
+        self.buffer.apply(record)
+        if sql_changed and db is not None:
+            db.commit_turn()
+            self._store_sql(record, db.image())
+            db.clear_dirty()
+        version = record.meta[0] + 1
+        record.meta = (version, now, self.last_writer, self.id.name)
+        return True
+
+    def _store_sql(self, record: ObjectRecord, image: bytes) -> None:
+        from .store import SqlImage
+
+        if record.sql is None:
+            record.sql = SqlImage(image)
+        else:
+            record.sql.image = image
+
+    # ---- alarms ---------------------------------------------------------------------------------
+
+    def require_alarm_handler(self) -> None:
+        if self.instance is not None and not callable(getattr(self.instance, "alarm", None)):
+            raise TypeError(errors.ALARM_NO_HANDLER)
+
+    def alarm_changed(self, when: float | None) -> None:
+        if self.alarm_running is not None:
+            self.alarm_running["reset"] = True
+        self.lab.trace.record(self.label, trace.ALARM_SET if when is not None else
+                              trace.ALARM_DELETED, current_request.get(),
+                              time=None if when is None else int(when * 1000))
+
+    def alarm_hides_current(self) -> bool:
+        """Inside a running alarm handler getAlarm() is null unless the handler set a new one."""
+        running = self.alarm_running
+        return running is not None and not running.get("reset")
+
+
+def _enter(host: ObjectHost, rid: str) -> None:
+    current_host.set(host)
+    current_request.set(rid)
+    current_critical.set(None)
+
+
+def _construct_in(host: ObjectHost, instance: Any, ctx: Any) -> None:
+    current_host.set(host)
+    current_critical.set(None)
+    instance.__init__(ctx, host.lab.env)
+
+
+def _visible_name(object_id: DurableObjectId) -> DurableObjectId:
+    """ctx.id: the name is visible only for names of at most 1,024 bytes (spec §2.4)."""
+    name = object_id.name
+    if name is None or len(name.encode()) <= 1024:
+        return object_id
+    from .ids import IdFactory  # noqa: F401  (the id stays equal; only the name is hidden)
+
+    hidden = copy.copy(object_id)
+    hidden.name = None
+    return hidden
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+

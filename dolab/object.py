@@ -1,0 +1,63 @@
+"""The base classes user code extends: ``DurableObject`` and ``WorkerEntrypoint`` (spec §3, §11.1).
+
+Which methods a stub may call (Python Workers' rules, spec §3.3 and §11.1): public plain functions
+defined on the class or its bases (``not name.startswith("_")``); not instance fields, not
+``_private`` methods, not static/class methods, and not the reserved handler names.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from . import errors
+
+RESERVED = frozenset({
+    "fetch", "connect", "alarm", "webSocketMessage", "webSocketClose", "webSocketError", "dup",
+    "constructor",
+})
+_ABSENT = object()
+
+
+class DurableObject:
+    """Extend this; the lab constructs it with ``(ctx, env)`` on the first event for an id."""
+
+    def __init__(self, ctx: Any, env: Any) -> None:
+        self.ctx = ctx
+        self.env = env
+
+
+class WorkerEntrypoint:
+    """The Worker in front of Durable Objects: ``async def fetch(self, request)``."""
+
+    def __init__(self, ctx: Any, env: Any) -> None:
+        self.ctx = ctx
+        self.env = env
+
+
+def rpc_member(cls: type, name: str) -> Any:
+    """The class attribute an RPC call of ``name`` reaches, or raise the spec's TypeError."""
+    if name in RESERVED:
+        raise TypeError(errors.RPC_RESERVED.format(name=name))
+    attr = _ABSENT if name.startswith("_") else inspect.getattr_static(cls, name, _ABSENT)
+    if attr is _ABSENT or isinstance(attr, (staticmethod, classmethod)):
+        raise TypeError(errors.RPC_NOT_IMPLEMENTED.format(name=name))
+    if getattr(DurableObject, name, None) is attr or getattr(object, name, None) is attr:
+        raise TypeError(errors.RPC_NOT_IMPLEMENTED.format(name=name))
+    return attr
+
+
+def rpc_invoke(instance: Any, name: str, args: tuple[Any, ...]) -> Any:
+    """Call method ``name`` (B17–B19): functions run, anything else is "not a function"."""
+    attr = rpc_member(type(instance), name)
+    if not inspect.isfunction(attr):
+        raise TypeError(errors.RPC_NOT_FUNCTION.format(name=name))
+    return getattr(instance, name)(*args)
+
+
+def rpc_read(instance: Any, name: str) -> Any:
+    """``await stub.prop``: read a property (a getter) over RPC."""
+    attr = rpc_member(type(instance), name)
+    if inspect.isfunction(attr):
+        return getattr(instance, name)
+    return getattr(instance, name)

@@ -1,0 +1,222 @@
+"""The ZODB engine: the one durable store of a lab, and nothing else (no Cloudflare rules here).
+
+Schema (all classes defined here; user values are stored as codec bytes, never as pickles)::
+
+    root["dolab"]          LabRoot
+      .namespaces          OOBTree  binding class key -> NamespaceRecord
+      .alarms              OOBTree  (time, ns key, id hex) -> True        an index of alarms by time
+      .lab_time            float | None                                 the virtual clock's last time
+    NamespaceRecord
+      .objects             OOBTree  id hex -> ObjectRecord
+    ObjectRecord
+      .kv                  OOBTree  key (str) -> value bytes             code-point order = UTF-8 order
+      .alarm               float | None                                 lab seconds
+      .sql                 SqlImage | None                              sqlite image, own record
+      .sockets             PersistentMapping  socket id -> SocketRecord (hibernation)
+      .meta                (version, lab time, request id, name)        rewritten on every commit
+
+Only the flush commits (``Store.commit``), in one transaction for every object written in that loop
+step (group commit). Opening admits only the classes listed in ``_ADMITTED``: a crafted file that
+names any other global is refused before anything runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import transaction
+import ZODB
+import ZODB.FileStorage
+from BTrees.OOBTree import OOBTree
+from persistent import Persistent
+from persistent.mapping import PersistentMapping
+from ZODB.MappingStorage import MappingStorage
+
+from . import errors
+
+SCHEMA_VERSION = 1
+
+
+class LabRoot(Persistent):
+    def __init__(self) -> None:
+        self.schema = SCHEMA_VERSION
+        self.namespaces = OOBTree()
+        self.alarms = OOBTree()
+        self.lab_time: float | None = None
+
+
+class NamespaceRecord(Persistent):
+    def __init__(self) -> None:
+        self.objects = OOBTree()
+
+
+class SqlImage(Persistent):
+    def __init__(self, image: bytes) -> None:
+        self.image = image
+
+
+class SocketRecord(Persistent):
+    """A hibernatable WebSocket's durable part: tags, attachment (codec bytes), auto-response time."""
+
+    def __init__(self, tags: tuple[str, ...], attachment: bytes | None) -> None:
+        self.tags = tags
+        self.attachment = attachment
+        self.auto_response_time: float | None = None
+
+
+class ObjectRecord(Persistent):
+    def __init__(self, name: str | None) -> None:
+        self.kv = OOBTree()
+        self.alarm: float | None = None
+        self.sql: SqlImage | None = None
+        self.sockets = PersistentMapping()
+        self.auto_response: tuple[str, str] | None = None
+        self.meta: tuple[int, float, str | None, str | None] = (0, 0.0, None, name)
+
+
+_ADMITTED: dict[str, set[str] | None] = {
+    __name__: {"LabRoot", "NamespaceRecord", "SqlImage", "SocketRecord", "ObjectRecord"},
+    "persistent.mapping": {"PersistentMapping"},
+    "persistent.list": {"PersistentList"},
+    "BTrees.OOBTree": None,
+    "BTrees.Length": {"Length"},
+    "builtins": {"set", "frozenset", "object"},
+    "copyreg": {"_reconstructor"},
+}
+
+
+class RestrictedDB(ZODB.DB):
+    """A ZODB database whose unpickler admits only dolab's schema, BTrees and persistent classes."""
+
+    def classFactory(self, connection: Any, modulename: str, globalname: str) -> Any:
+        allowed = _ADMITTED.get(modulename, set())
+        if allowed is not None and globalname not in allowed:
+            raise errors.UnsafeDatabaseError(
+                f"Refusing to load {modulename}.{globalname} from the lab database: it is not part "
+                "of dolab's schema. The file may be crafted or from another program; nothing in it "
+                "was run. Open a different file, or delete this one to start afresh."
+            )
+        return super().classFactory(connection, modulename, globalname)
+
+
+class Store:
+    """One ZODB database, one connection, one explicit transaction manager."""
+
+    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+        self.path = None if path is None else str(path)
+        self._tm = transaction.TransactionManager(explicit=True)
+        self.db = RestrictedDB(self._open_storage(), pool_size=2, cache_size=100_000)
+        self._conn = self.db.open(transaction_manager=self._tm)
+        self._tm.begin()
+        self.root = self._load_root()
+
+    def _open_storage(self) -> Any:
+        if self.path is None:
+            return MappingStorage()
+        if self.path.startswith("zeo://"):
+            return _zeo_storage(self.path)
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return ZODB.FileStorage.FileStorage(self.path)
+        except Exception as exc:  # zc.lockfile.LockError, or a damaged file
+            if type(exc).__name__ == "LockError":
+                raise errors.DatabaseLockedError(_locked_message(self.path)) from None
+            raise
+
+    def _load_root(self) -> LabRoot:
+        root = self._conn.root()
+        lab_root = root.get("dolab")
+        if lab_root is None:
+            lab_root = root["dolab"] = LabRoot()
+            self.commit()
+        if not isinstance(lab_root, LabRoot):
+            raise errors.UnsafeDatabaseError("The lab database's root is not a dolab lab.")
+        return lab_root
+
+    # ---- records -------------------------------------------------------------------------------
+
+    def namespace(self, key: str) -> NamespaceRecord:
+        record = self.root.namespaces.get(key)
+        if record is None:
+            record = self.root.namespaces[key] = NamespaceRecord()
+        return record
+
+    def find(self, ns_key: str, id_hex: str) -> ObjectRecord | None:
+        ns = self.root.namespaces.get(ns_key)
+        return None if ns is None else ns.objects.get(id_hex)
+
+    def record(self, ns_key: str, id_hex: str, name: str | None) -> ObjectRecord:
+        ns = self.namespace(ns_key)
+        record = ns.objects.get(id_hex)
+        if record is None:
+            record = ns.objects[id_hex] = ObjectRecord(name)
+        return record
+
+    def ids(self, ns_key: str) -> list[str]:
+        ns = self.root.namespaces.get(ns_key)
+        return [] if ns is None else list(ns.objects.keys())
+
+    def index_alarm(self, ns_key: str, id_hex: str, old: float | None, new: float | None) -> None:
+        if old is not None:
+            self.root.alarms.pop((old, ns_key, id_hex), None)
+        if new is not None:
+            self.root.alarms[(new, ns_key, id_hex)] = True
+
+    def alarms(self) -> Iterator[tuple[float, str, str]]:
+        return iter(list(self.root.alarms.keys()))
+
+    # ---- transactions --------------------------------------------------------------------------
+
+    def commit(self, note: str = "") -> None:
+        txn = self._tm.get()
+        if note:
+            txn.note(note)
+        self._tm.commit()
+        self._tm.begin()
+
+    def abort(self) -> None:
+        self._tm.abort()
+        self._tm.begin()
+
+    def history(self, record: ObjectRecord, size: int = 1000) -> list[dict[str, Any]]:
+        """Committed revisions of one object record, oldest first (ZODB keeps them until packed)."""
+        if record._p_oid is None:
+            return []
+        return list(reversed(self.db.storage.history(record._p_oid, size=size)))
+
+    def at(self, tid: bytes) -> Any:
+        """A read-only historical connection at transaction ``tid``; close it when done."""
+        return self.db.open(at=tid)
+
+    def pack(self, days: float) -> None:
+        import time as _time
+
+        self.db.pack(t=_time.time() - days * 86400)
+
+    def close(self) -> None:
+        try:
+            self._tm.abort()
+        finally:
+            self._conn.close()
+            self.db.close()
+
+
+def _locked_message(path: str) -> str:
+    return (
+        f"The lab database {path} is locked by another process (lock file {path}.lock): another "
+        "kernel has this lab open. Close that kernel (or call lab.close() there), or open a "
+        'different file with Lab(path="other.fs"), or share one lab between kernels through ZEO '
+        'with Lab(path="zeo://host:port").'
+    )
+
+
+def _zeo_storage(url: str) -> Any:
+    from ZEO.ClientStorage import ClientStorage
+
+    hostport = url.removeprefix("zeo://").rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f'A ZEO path looks like "zeo://127.0.0.1:8100", not {url!r}.')
+    return ClientStorage((host, int(port)), wait_timeout=10)

@@ -1,0 +1,154 @@
+"""The one trace: every observable event of a lab, in order.
+
+Widgets, plots, lessons and tests read this and nothing else (DESIGN.md §8). An event is a small
+record ``(seq, time, obj, request, kind, detail)``:
+
+- ``seq``     — a counter that orders events totally (lab time may stand still under the virtual clock)
+- ``time``    — lab time in seconds since the epoch
+- ``obj``     — the object's label, ``"BINDING:name"`` (or ``"BINDING:<hex prefix>"``), ``"worker"``
+                or ``"lab"``
+- ``request`` — the request id (``"r12"``) the event belongs to, or ``None``
+- ``kind``    — one of the ``KINDS`` below
+- ``detail``  — a small dict (method name, keys written, error text…)
+
+The buffer is a ring (``maxlen``, default 100,000 events); ``dropped`` counts what fell out.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+QUEUED = "queued"                    # an event entered the object's mailbox
+DELIVERED = "delivered"              # its handler started (input gate open)
+STORAGE_AWAIT = "storage-await"      # handler awaits storage: the input gate stays closed
+STORAGE_DONE = "storage-done"
+EXTERNAL_AWAIT = "external-await"    # handler awaits something else: other events may interleave
+EXTERNAL_DONE = "external-done"
+READ = "read"                        # a storage read (get, list, sync kv, SQL)
+WRITE = "write"                      # a put/delete/SQL write entered the write buffer
+COMMIT = "commit"                    # a group commit made writes durable (obj="lab")
+HELD = "held"                        # a result waits for the output gate
+RELEASED = "released"                # the output gate let the result out
+FINISHED = "finished"                # the caller received the result
+ERROR = "error"                      # the caller received an error
+CONSTRUCTED = "constructed"
+RESET = "reset"
+EVICTED = "evicted"
+HIBERNATED = "hibernated"
+TIMER_LOST = "timer-lost"            # an in-memory timer of a gone instance will never run
+ALARM_SET = "alarm-set"
+ALARM_DELETED = "alarm-deleted"
+ALARM_FIRED = "alarm-fired"
+ALARM_RETRY = "alarm-retry"
+WS_OPEN = "ws-open"
+WS_MESSAGE = "ws-message"
+WS_SEND = "ws-send"
+WS_CLOSE = "ws-close"
+GATE_BLOCKED = "gate-closed"         # blockConcurrencyWhile/transaction started
+GATE_OPENED = "gate-opened"
+
+KINDS = (
+    QUEUED, DELIVERED, STORAGE_AWAIT, STORAGE_DONE, EXTERNAL_AWAIT, EXTERNAL_DONE, READ, WRITE, COMMIT,
+    HELD, RELEASED, FINISHED, ERROR, CONSTRUCTED, RESET, EVICTED, HIBERNATED, TIMER_LOST, ALARM_SET,
+    ALARM_DELETED, ALARM_FIRED, ALARM_RETRY, WS_OPEN, WS_MESSAGE, WS_SEND, WS_CLOSE, GATE_BLOCKED,
+    GATE_OPENED,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    seq: int
+    time: float
+    obj: str
+    request: str | None
+    kind: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        extra = "".join(f" {k}={v!r}" for k, v in self.detail.items())
+        req = f" {self.request}" if self.request else ""
+        return f"<{self.seq} {self.kind} {self.obj}{req}{extra}>"
+
+
+Listener = Callable[[Event], None]
+
+
+class Trace:
+    """A bounded, ordered record of lab events with a small query API."""
+
+    def __init__(self, clock_now: Callable[[], float], maxlen: int = 100_000) -> None:
+        self._now = clock_now
+        self._events: deque[Event] = deque(maxlen=maxlen)
+        self._seq = 0
+        self._listeners: list[Listener] = []
+        self.enabled = True
+        self.dropped = 0
+
+    def record(self, obj: str, kind: str, request: str | None = None, **detail: Any) -> None:
+        if not self.enabled:
+            return
+        self._seq += 1
+        if len(self._events) == self._events.maxlen:
+            self.dropped += 1
+        event = Event(self._seq, self._now(), obj, request, kind, detail)
+        self._events.append(event)
+        for listener in self._listeners:
+            listener(event)
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` on every new event; returns a function that unsubscribes."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def events(
+        self, kind: str | tuple[str, ...] | None = None, obj: str | None = None,
+        request: str | None = None,
+    ) -> list[Event]:
+        kinds = (kind,) if isinstance(kind, str) else kind
+        return [
+            e for e in self._events
+            if (kinds is None or e.kind in kinds)
+            and (obj is None or e.obj == obj)
+            and (request is None or e.request == request)
+        ]
+
+    def kinds(self, obj: str | None = None, request: str | None = None) -> list[str]:
+        return [e.kind for e in self.events(obj=obj, request=request)]
+
+    def requests(self, obj: str | None = None) -> list[str]:
+        """Request ids in the order they were queued."""
+        return [e.request for e in self.events(QUEUED, obj=obj) if e.request]
+
+    def objects(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for e in self._events:
+            if e.obj not in ("lab", "worker"):
+                seen.setdefault(e.obj, None)
+        return list(seen)
+
+    def clear(self) -> None:
+        self._events.clear()
+        self.dropped = 0
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(list(self._events))
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def __repr__(self) -> str:
+        return f"<Trace {len(self._events)} events, {len(self.objects())} objects>"
+
+    def plot(self, **options: Any) -> Any:
+        """A matplotlib timeline of the trace (one lane per object)."""
+        from .plots import plot_timeline
+
+        return plot_timeline(self, **options)
+
+    def sequence(self, **options: Any) -> Any:
+        """A matplotlib sequence diagram of the trace (clients, Worker, objects, storage)."""
+        from .plots import plot_sequence
+
+        return plot_sequence(self, **options)
