@@ -207,10 +207,24 @@ class DurableObjectStorage(KVOps):
     def __init__(self, host: ObjectHost, owner: tuple[int, int]) -> None:
         super().__init__(host, host.buffer)
         self._owner = owner
-        kv_error = errors.NOT_SQLITE if host.backend == "kv" else None
-        self.sql = SqlStorage(host.sql_db(), host.sql_written, kv_error)
-        self.kv = SyncKV(host.buffer.sync_backend(),
-                         errors.SYNC_KV_NOT_SQLITE if host.backend == "kv" else None)
+        self._sql: SqlStorage | None = None
+        self._kv: SyncKV | None = None
+
+    @property
+    def sql(self) -> SqlStorage:
+        """``ctx.storage.sql`` (SQLite-backed objects); the database loads on first use."""
+        if self._sql is None:
+            kv_error = errors.NOT_SQLITE if self._host.backend == "kv" else None
+            self._sql = SqlStorage(self._host.sql_db(), self._host.sql_written, kv_error)
+        return self._sql
+
+    @property
+    def kv(self) -> SyncKV:
+        """``ctx.storage.kv``: the synchronous KV API of SQLite-backed objects."""
+        if self._kv is None:
+            kv_error = errors.SYNC_KV_NOT_SQLITE if self._host.backend == "kv" else None
+            self._kv = SyncKV(self._host.buffer.sync_backend(), kv_error)
+        return self._kv
 
     def _check(self, op: str) -> None:
         self._host.check_owner(self._owner)
