@@ -138,8 +138,8 @@ class RealClock(LabClock):
         except RuntimeError:  # no loop yet (a script built the lab before asyncio.run)
             return
         delay = max(0.0, deadline - self.now())
-        call_later = getattr(loop, "_dolab_original_call_later", loop.call_later)
-        self._wakeup = call_later(delay, self.fire_due)
+        call_at = getattr(loop, "_dolab_original_call_at", loop.call_at)
+        self._wakeup = call_at(loop.time() + delay, self.fire_due)
 
     def ensure_armed(self) -> None:
         if self._wakeup is None:

@@ -90,6 +90,7 @@ class ObjectHost:
         self.alarm_dirty = False
         self.reset_hooks: list[Callable[[BaseException], None]] = []
         self.evict_hooks: list[Callable[[], None]] = []
+        self.sockets: Any = None    # websocket.SocketRegistry, created on first use; outlives instances
 
     # ---- identity ------------------------------------------------------------------------------
 
@@ -286,14 +287,20 @@ class ObjectHost:
             self.idle_timer.cancel()
             self.idle_timer = None
 
+    def hibernatable_only(self) -> bool:
+        """Hibernatable WebSockets are open: when idle, the instance hibernates (spec §8.3)."""
+        return self.sockets is not None and bool(self.sockets.hibernatable())
+
     @property
     def busy(self) -> bool:
         return bool(self.mailbox or self.inflight or self.gate.locked or self.keepalive)
 
     def _maybe_idle(self) -> None:
-        if self.instance is None or self.busy or self.idle_timer is not None:
+        if self.instance is None or self.busy:
             return
         self.idle_since = self.lab.clock.now()
+        if self.idle_timer is not None:
+            return  # the pending check re-arms itself for the remaining time
         self.idle_timer = self.lab.clock.call_later(
             self.lab.idle_timeout(self), self._idle_check, f"idle {self.label}")
 
@@ -455,9 +462,13 @@ class ObjectHost:
         """Move buffered writes into the ZODB record (inside the flush). True if anything moved."""
         db = self._sql
         sql_changed = db is not None and db.dirty
-        if not self.buffer.dirty and not sql_changed:
+        sockets_changed = self.sockets is not None and self.sockets.dirty
+        if not self.buffer.dirty and not sql_changed and not sockets_changed:
             return False
         record = self.ensure_record()
+        if sockets_changed and not self.sockets.apply(record) and not self.buffer.dirty \
+                and not sql_changed:
+            return True  # hibernated-socket bookkeeping only: no new version of the object's data
         old_alarm = record.alarm
         if self.buffer.alarm_pending is not MISSING:
             record.alarm = self.buffer.alarm_pending

@@ -126,8 +126,15 @@ class Store:
             raise
 
     def _load_root(self) -> LabRoot:
-        root = self._conn.root()
-        lab_root = root.get("dolab")
+        try:
+            root = self._conn.root()
+            lab_root = root.get("dolab")
+        except Exception as error:  # ZODB wraps the factory's refusal in StateLoadError
+            cause = error.__cause__
+            self.close()
+            if isinstance(cause, errors.UnsafeDatabaseError):
+                raise cause from None
+            raise
         if lab_root is None:
             lab_root = root["dolab"] = LabRoot()
             self.commit()

@@ -62,11 +62,13 @@ def patch_loop(loop: asyncio.AbstractEventLoop) -> None:
     loop.call_later = call_later  # type: ignore[method-assign]
     loop.call_at = call_at  # type: ignore[method-assign]
     loop._dolab_original_call_later = original_later  # type: ignore[attr-defined]
+    loop._dolab_original_call_at = original_at  # type: ignore[attr-defined]
     loop._dolab_patched = True  # type: ignore[attr-defined]
 
 
-def original_call_later(loop: asyncio.AbstractEventLoop) -> Callable[..., asyncio.TimerHandle]:
-    return getattr(loop, "_dolab_original_call_later", loop.call_later)
+def original_call_at(loop: asyncio.AbstractEventLoop) -> Callable[..., asyncio.TimerHandle]:
+    """The loop's own call_at, for dolab's machinery (never routed to an instance)."""
+    return getattr(loop, "_dolab_original_call_at", loop.call_at)
 
 
 def instance_timer(host: ObjectHost, delay: float, callback: Callable[..., Any],

@@ -1,0 +1,93 @@
+"""The ZODB engine: file locks, crafted files, history, packing."""
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+
+import pytest
+
+from dolab import DurableObject, Lab
+from dolab.errors import DatabaseLockedError, UnsafeDatabaseError
+
+
+class Box(DurableObject):
+    async def put(self, key, value):
+        self.ctx.storage.put(key, value)
+
+
+def test_second_lab_on_a_locked_file_gets_a_clear_error(tmp_path) -> None:
+    path = tmp_path / "lab.fs"
+    first = Lab(path=path)
+    script = f"from dolab import Lab\nLab(path={str(path)!r})"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    first.close()
+    assert result.returncode != 0
+    assert "DatabaseLockedError" in result.stderr and "locked by another process" in result.stderr
+    assert "ZEO" in result.stderr
+
+
+def test_locked_error_class_in_process(tmp_path) -> None:
+    path = tmp_path / "lab.fs"
+    first = Lab(path=path)
+    try:
+        with pytest.raises(DatabaseLockedError, match="lab.close"):
+            Lab(path=path)
+    finally:
+        first.close()
+
+
+class Evil:
+    def __reduce__(self):
+        return (open, (str(EVIL_MARKER), "w"))
+
+
+EVIL_MARKER = None
+
+
+def test_crafted_file_is_refused_and_runs_nothing(tmp_path) -> None:
+    global EVIL_MARKER
+    import transaction
+    import ZODB
+    import ZODB.FileStorage
+
+    EVIL_MARKER = tmp_path / "pwned"
+    path = tmp_path / "evil.fs"
+    db = ZODB.DB(ZODB.FileStorage.FileStorage(str(path)))
+    conn = db.open()
+    conn.root()["dolab"] = {"payload": Evil()}
+    transaction.commit()
+    db.close()
+    assert not EVIL_MARKER.exists()
+    with pytest.raises(UnsafeDatabaseError, match="Refusing to load"):
+        Lab(path=path)
+    assert not EVIL_MARKER.exists()
+    del pickle
+
+
+async def test_history_labels_versions_with_requests(tmp_path) -> None:
+    lab = Lab(path=tmp_path / "lab.fs", clock="virtual")
+    lab.bind("B", Box)
+    stub = lab.env.B.getByName("a")
+    await stub.put("x", 1)
+    await stub.put("x", 2)
+    versions = lab.history(stub)
+    assert [v.kv for v in versions] == [{"x": 1}, {"x": 2}]
+    assert all(v.request and v.request.startswith("r") for v in versions)
+    assert versions[0].request != versions[1].request
+    lab.pack()
+    assert [v.kv for v in lab.history(stub)] == [{"x": 2}]
+    lab.close()
+
+
+async def test_virtual_lab_time_continues_after_reopen(tmp_path) -> None:
+    path = tmp_path / "lab.fs"
+    lab = Lab(path=path, clock="virtual")
+    lab.bind("B", Box)
+    await lab.advance(100)
+    await lab.env.B.getByName("a").put("x", 1)
+    when = lab.now()
+    lab.close()
+    reopened = Lab(path=path, clock="virtual")
+    assert reopened.now() == when
+    reopened.close()
