@@ -21,16 +21,19 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
 test: $(STAMP) browser
-	$(PY) -m pytest tests notebooks --nbval --sanitize-with notebooks/sanitize.cfg
+	$(PY) -m pytest tests notebooks --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
 unit: $(STAMP)
 	$(PY) -m pytest tests -m "not browser"
 
 lessons: $(STAMP)
-	$(PY) -m pytest notebooks --nbval --sanitize-with notebooks/sanitize.cfg
+	$(PY) -m pytest notebooks --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
+# Benchmarks print Markdown tables and TARGET … PASS/FAIL lines (bench/RESULTS.md has the latest).
+# `make bench BENCH_ARGS=--quick` runs smaller sizes.
+BENCH_ARGS ?=
 bench: $(STAMP)
-	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b $(BENCH_ARGS) || exit 1; done
 
 stress: $(STAMP)
 	DOLAB_STRESS_TRIALS=100 $(PY) -m pytest tests/stress -q

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .host import ObjectHost
     from .store import ObjectRecord
 
-MISSING: Any = object()
+from .sql import MISSING
 Pending = dict[str, "bytes | None"]  # key -> encoded value, or None for a delete
 
 

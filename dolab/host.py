@@ -82,6 +82,7 @@ class ObjectHost:
         self._record: ObjectRecord | None = None
         self._sql: SqlDatabase | None = None
         self._pumping = False
+        self._starting: Event | None = None
         self.keepalive = 0          # waitUntil promises, standard-API sockets, outbound calls
         self.idle_since: float | None = None
         self.idle_timer: Any = None
@@ -157,6 +158,8 @@ class ObjectHost:
                     continue
                 if self.gate.locked:
                     break
+                if self._starting is not None:
+                    break  # why: one event at a time until it reached its first suspension
                 self._deliver(self.mailbox.popleft())
         finally:
             self._pumping = False
@@ -167,12 +170,19 @@ class ObjectHost:
             self._fail(event, self.broken[event.generation])
             return
         self.inflight[event.rid] = event
+        self._starting = event
         context = contextvars.copy_context()
         context.run(_enter, self, event.rid)
         event.task = asyncio.get_running_loop().create_task(self._run(event), context=context)
 
     async def _run(self, event: Event) -> None:
         self.lab.trace.record(self.label, trace.DELIVERED, event.rid, method=event.label)
+        self._starting = None
+        if self.mailbox:
+            # why: as in workerd, the next event is delivered only after this one ran up to its
+            # first suspension (it may have closed the input gate with bCW or a transaction);
+            # a callback queued now runs right after this step.
+            asyncio.get_running_loop().call_soon(self._pump)
         instance, incarnation = self.instance, self.incarnation
         try:
             result = event.invoke(instance)
@@ -255,8 +265,10 @@ class ObjectHost:
                               error=f"{type(error).__name__}: {error}")
         self._drop_instance()
         self.buffer.discard()
-        if self._sql is not None:
-            self._sql.rollback_turn()
+        self.confirmed_epoch = self.lab.output_gate.committed  # its dropped writes hold nothing
+        if self._sql is not None:  # reload from the last committed image on next use
+            self._sql.close()
+            self._sql = None
         self.lab.forget_dirty(self)
         for hook in list(self.reset_hooks):
             hook(error)
@@ -279,6 +291,7 @@ class ObjectHost:
 
     def _drop_instance(self) -> None:
         self.instance = None
+        self._starting = None
         self.ctx = None
         self.incarnation += 1
         self.gate.clear()

@@ -116,6 +116,7 @@ class Lab:
         self.bindings: dict[str, NamespaceBinding] = {}
         self.worker_cls: type | None = None
         self.services: list[Any] = []
+        self.ws_clients: list[Any] = []   # simulated WebSocket clients (websocket.ClientWebSocket)
         self.alarms = AlarmScheduler(self)
         self._dirty: dict[ObjectHost, None] = {}
         self._flush_scheduled = False
@@ -158,6 +159,8 @@ class Lab:
         for host in binding.hosts.values():
             if host.instance is not None or host.mailbox or host.inflight:
                 host.reset(errors.DurableObjectReset(errors.CODE_UPDATED))
+            elif host.sockets is not None:
+                host.sockets.disconnect()  # a deploy disconnects hibernated sockets too (§8.3)
 
     def worker(self, cls: type) -> type:
         if not (isinstance(cls, type) and issubclass(cls, WorkerEntrypoint)):
@@ -261,7 +264,10 @@ class Lab:
     def flush(self) -> None:
         """Commit every buffer dirtied in this loop step in one ZODB transaction (group commit)."""
         self._flush_scheduled = False
-        if not self._dirty or self.closed:
+        if self.closed:
+            return
+        if not self._dirty:  # every writer was reset meanwhile: close the epoch all the same
+            self.output_gate.finish_commit(self.output_gate.begin_commit())
             return
         hosts = list(self._dirty)
         self._dirty.clear()
@@ -480,6 +486,9 @@ class Lab:
         """Commit what is buffered, stop timers and close the database."""
         if self.closed:
             return
+        from .websocket import disconnect_all
+
+        disconnect_all(self)  # connections cannot outlive the lab (README: Differences)
         if self._dirty:
             self.flush()
         self.closed = True

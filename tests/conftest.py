@@ -14,3 +14,6 @@ async def lab() -> AsyncIterator[Lab]:
     yield instance
     await instance.settle()
     instance.close()
+
+# Fixture notebooks of the browser tests are inputs, not lessons: nbval must not collect them.
+collect_ignore_glob = ["e2e/fixtures/*"]

@@ -166,7 +166,7 @@ async def test_kv_backed_limits(kv_stub) -> None:  # B37
         await kv_stub.put("k" * 2049, 1)
     with pytest.raises(RangeError, match="^Values cannot be larger than 131072 bytes. A value of "
                                          r"size \d+ was provided.$"):
-        await kv_stub.put("big", "x" * 131_072)
+        await kv_stub.put("big", "x" * 131_200)
     with pytest.raises(RangeError, match="^Maximum number of key value pairs is 128. 129 pairs "
                                          "were provided.$"):
         await kv_stub.get([str(i) for i in range(129)])

@@ -1,7 +1,6 @@
 """The ZODB engine: file locks, crafted files, history, packing."""
 from __future__ import annotations
 
-import pickle
 import subprocess
 import sys
 
@@ -62,7 +61,6 @@ def test_crafted_file_is_refused_and_runs_nothing(tmp_path) -> None:
     with pytest.raises(UnsafeDatabaseError, match="Refusing to load"):
         Lab(path=path)
     assert not EVIL_MARKER.exists()
-    del pickle
 
 
 async def test_history_labels_versions_with_requests(tmp_path) -> None:
