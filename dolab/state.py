@@ -21,6 +21,9 @@ class DurableObjectState:
         self._host = host
         self.id = object_id if object_id is not None else host.id
         self.storage = DurableObjectStorage(host, (generation, incarnation))
+        from . import websocket
+
+        websocket.registry(host)  # sockets outlive instances; a reopened lab drops stale records
 
     def blockConcurrencyWhile(self, callback: Callable[[], Any]) -> Awaitable[Any]:
         """Run ``callback`` while no other event is delivered; already running when returned."""
