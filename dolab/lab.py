@@ -125,6 +125,8 @@ class Lab:
         self._jumper: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.fail_next_commit: BaseException | None = None
+        self.reservations: set[Any] = set()
+        self._reservation_check = False
         self.closed = False
         _current_lab.append(self)
         if config is not None:
@@ -167,6 +169,20 @@ class Lab:
             raise TypeError(f"lab.worker() needs a class that extends WorkerEntrypoint, got {cls!r}")
         self.worker_cls = cls
         return cls
+
+    def bucket(self, name: str) -> Any:
+        """Bind an R2-like bucket as ``env.NAME`` (``bucket.py``); its data lives in this lab's
+        store and survives reopening. Binding the same name again returns the same bucket."""
+        from .bucket import R2Bucket, open_bucket
+
+        existing = self.env._bindings.get(name)
+        if isinstance(existing, R2Bucket):
+            return existing
+        if existing is not None:
+            raise ValueError(f"env.{name} is already a Durable Object namespace; give the bucket "
+                             "another name.")
+        bucket = self.env._bindings[name] = open_bucket(self, name)
+        return bucket
 
     def _configure(self, config: str | Path, module: Any) -> None:
         from . import config as config_mod
@@ -238,6 +254,19 @@ class Lab:
 
         self.attach_loop()
         return await self.drive(connect(self, url, headers))
+
+    def watch_reservation(self, call: Any) -> None:
+        """Fast-path calls not awaited by the end of this loop step become mailbox events."""
+        self.reservations.add(call)
+        if not self._reservation_check:
+            self._reservation_check = True
+            asyncio.get_running_loop().call_soon(self._check_reservations)
+
+    def _check_reservations(self) -> None:
+        self._reservation_check = False
+        pending, self.reservations = self.reservations, set()
+        for call in pending:
+            call.not_awaited()
 
     def service(self, url_prefix: str, handler: Callable[..., Any], latency: float = 0.0) -> None:
         """Register an outbound service for ``dolab.fetch`` (no real network from objects)."""
@@ -337,6 +366,8 @@ class Lab:
         loop = asyncio.get_running_loop()
         while self._drivers > 0 and not self.closed:
             await asyncio.sleep(0)
+            if self._drivers == 0:
+                break  # why: the awaited work finished; nothing may fire while the lab is idle
             if _runnable(loop):
                 continue
             if not self.clock.fire_next():

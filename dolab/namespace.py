@@ -151,6 +151,47 @@ class Call:
             future.exception()  # a fire-and-forget call's error is not "never retrieved"
 
 
+class InlineCall:
+    """The fast path: the object is idle, so awaiting the call runs the handler right here.
+
+    The delivery slot is reserved at call time (later calls queue behind it, E-order). If the call
+    is not awaited within this loop step (fire-and-forget, or handed to gather), it turns into an
+    ordinary mailbox event."""
+
+    __slots__ = ("_lab", "_host", "_caller", "_kind", "_label", "_invoke", "_generation",
+                 "_future", "_awaited")
+
+    def __init__(self, lab: Lab, host: ObjectHost, caller: ObjectHost | None, kind: str,
+                 label: str, invoke: Callable[[Any], Any], generation: int) -> None:
+        self._lab, self._host, self._caller = lab, host, caller
+        self._kind, self._label, self._invoke, self._generation = kind, label, invoke, generation
+        self._future: asyncio.Future[Any] | None = None
+        self._awaited = False
+        host.reserve(self)
+        lab.watch_reservation(self)
+
+    def not_awaited(self) -> None:
+        """Called at the end of the loop step if nobody awaited the call: queue it normally."""
+        if not self._awaited and self._future is None:
+            self._future = self._host.unreserve_into_mailbox(
+                self._kind, self._label, self._invoke, self._generation)
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        self._awaited = True
+        self._lab.reservations.discard(self)
+        if self._future is not None:
+            return Call(self._lab, self._future, self._caller).__await__()
+        work = self._host.run_inline(self._label, self._invoke, self._generation)
+        if self._caller is None:
+            return self._lab.drive(work).__await__()
+        return self._lab.external(self._caller, work, "call").__await__()
+
+    def __del__(self) -> None:
+        future = self._future
+        if future is not None and future.done() and not future.cancelled():
+            future.exception()
+
+
 class RpcMethod:
     """``stub.name``: call it for RPC, or await it to read a getter (B19)."""
 
@@ -212,6 +253,9 @@ class DurableObjectStub:
         if host.instance is None and host.construct_id is None:
             host.construct_id = self.id
         caller = current_host.get()
+        if host.can_inline(self._generation) and (
+                caller is None or lab.output_gate.durable(caller.confirmed_epoch)):
+            return InlineCall(lab, host, caller, kind, label, invoke, self._generation)
         if caller is not None and not lab.output_gate.durable(caller.confirmed_epoch):
             future = lab.after_output_gate(caller, lambda: host.submit(kind, label, invoke,
                                                                        self._generation))

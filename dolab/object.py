@@ -35,8 +35,18 @@ class WorkerEntrypoint:
         self.env = env
 
 
+_members: dict[tuple[type, str], Any] = {}
+
+
 def rpc_member(cls: type, name: str) -> Any:
     """The class attribute an RPC call of ``name`` reaches, or raise the spec's TypeError."""
+    found = _members.get((cls, name), _ABSENT)
+    if found is _ABSENT:
+        found = _members[(cls, name)] = _lookup(cls, name)
+    return found
+
+
+def _lookup(cls: type, name: str) -> Any:
     if name in RESERVED:
         raise TypeError(errors.RPC_RESERVED.format(name=name))
     attr = _ABSENT if name.startswith("_") else inspect.getattr_static(cls, name, _ABSENT)

@@ -6,6 +6,7 @@ Schema (all classes defined here; user values are stored as codec bytes, never a
       .namespaces          OOBTree  binding class key -> NamespaceRecord
       .alarms              OOBTree  (time, ns key, id hex) -> True        an index of alarms by time
       .lab_time            float | None                                 the virtual clock's last time
+      .buckets             OOBTree  bucket name -> BucketRecord  (added on first use; bucket.py)
     NamespaceRecord
       .objects             OOBTree  id hex -> ObjectRecord
     ObjectRecord
@@ -14,10 +15,14 @@ Schema (all classes defined here; user values are stored as codec bytes, never a
       .sql                 SqlImage | None                              sqlite image, own record
       .sockets             PersistentMapping  socket id -> SocketRecord (hibernation)
       .meta                (version, lab time, request id, name)        rewritten on every commit
+    BucketRecord
+      .objects             OOBTree  key (str) -> object bytes            an R2-like bucket's data
 
 Only the flush commits (``Store.commit``), in one transaction for every object written in that loop
-step (group commit). Opening admits only the classes listed in ``_ADMITTED``: a crafted file that
-names any other global is refused before anything runs.
+step (group commit); the one exception is a bucket (an R2-like service of its own), whose writes
+commit in their own transaction when they are made (``bucket.py``). Opening admits only the
+classes listed in ``_ADMITTED``: a crafted file that names any other global is refused before
+anything runs.
 """
 
 from __future__ import annotations
@@ -76,8 +81,16 @@ class ObjectRecord(Persistent):
         self.meta: tuple[int, float, str | None, str | None] = (0, 0.0, None, name)
 
 
+class BucketRecord(Persistent):
+    """An R2-like bucket (``bucket.py``): key -> the object's bytes."""
+
+    def __init__(self) -> None:
+        self.objects = OOBTree()
+
+
 _ADMITTED: dict[str, set[str] | None] = {
-    __name__: {"LabRoot", "NamespaceRecord", "SqlImage", "SocketRecord", "ObjectRecord"},
+    __name__: {"LabRoot", "NamespaceRecord", "SqlImage", "SocketRecord", "ObjectRecord",
+               "BucketRecord"},
     "persistent.mapping": {"PersistentMapping"},
     "persistent.list": {"PersistentList"},
     "BTrees.OOBTree": None,
@@ -159,6 +172,16 @@ class Store:
         record = ns.objects.get(id_hex)
         if record is None:
             record = ns.objects[id_hex] = ObjectRecord(name)
+        return record
+
+    def bucket(self, name: str) -> BucketRecord:
+        """The bucket record ``name``, created (with ``root.buckets``) on first use."""
+        buckets = getattr(self.root, "buckets", None)
+        if buckets is None:  # a lab file written before buckets existed
+            buckets = self.root.buckets = OOBTree()
+        record = buckets.get(name)
+        if record is None:
+            record = buckets[name] = BucketRecord()
         return record
 
     def ids(self, ns_key: str) -> list[str]:

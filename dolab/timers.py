@@ -61,7 +61,12 @@ def patch_loop(loop: asyncio.AbstractEventLoop) -> None:
 
     loop.call_later = call_later  # type: ignore[method-assign]
     loop.call_at = call_at  # type: ignore[method-assign]
-    loop._dolab_original_call_later = original_later  # type: ignore[attr-defined]
+    def safe_call_later(delay: float, callback: Callable[..., Any], *args: Any,
+                        context: Any = None) -> Any:
+        # asyncio's own call_later calls self.call_at, which is patched: go to call_at directly
+        return original_at(loop.time() + delay, callback, *args, context=context)
+
+    loop._dolab_original_call_later = safe_call_later  # type: ignore[attr-defined]
     loop._dolab_original_call_at = original_at  # type: ignore[attr-defined]
     loop._dolab_patched = True  # type: ignore[attr-defined]
 

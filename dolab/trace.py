@@ -17,7 +17,6 @@ The buffer is a ring (``maxlen``, default 100,000 events); ``dropped`` counts wh
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 QUEUED = "queued"                    # an event entered the object's mailbox
@@ -57,14 +56,26 @@ KINDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
 class Event:
-    seq: int
-    time: float
-    obj: str
-    request: str | None
-    kind: str
-    detail: dict[str, Any] = field(default_factory=dict)
+    """One trace record (read-only by convention; a plain slotted class because it is created on
+    every step of every request)."""
+
+    __slots__ = ("seq", "time", "obj", "request", "kind", "detail")
+
+    def __init__(self, seq: int, time: float, obj: str, request: str | None, kind: str,
+                 detail: dict[str, Any]) -> None:
+        self.seq = seq
+        self.time = time
+        self.obj = obj
+        self.request = request
+        self.kind = kind
+        self.detail = detail
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Event) and other.seq == self.seq and other.kind == self.kind
+
+    def __hash__(self) -> int:
+        return hash((self.seq, self.kind))
 
     def __repr__(self) -> str:
         extra = "".join(f" {k}={v!r}" for k, v in self.detail.items())
@@ -81,6 +92,7 @@ class Trace:
     def __init__(self, clock_now: Callable[[], float], maxlen: int = 100_000) -> None:
         self._now = clock_now
         self._events: deque[Event] = deque(maxlen=maxlen)
+        self._maxlen = maxlen
         self._seq = 0
         self._listeners: list[Listener] = []
         self.enabled = True
@@ -90,12 +102,14 @@ class Trace:
         if not self.enabled:
             return
         self._seq += 1
-        if len(self._events) == self._events.maxlen:
+        events = self._events
+        if len(events) == self._maxlen:
             self.dropped += 1
         event = Event(self._seq, self._now(), obj, request, kind, detail)
-        self._events.append(event)
-        for listener in self._listeners:
-            listener(event)
+        events.append(event)
+        if self._listeners:
+            for listener in self._listeners:
+                listener(event)
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` on every new event; returns a function that unsubscribes."""
