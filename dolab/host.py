@@ -213,7 +213,8 @@ class ObjectHost:
                 await self.lab.output_gate.wait(epoch)  # why: B62, results wait for their writes
             except Exception:
                 pass  # the failed commit reset the object: the generation check reports it
-            self.lab.trace.record(self.label, trace.RELEASED, rid)
+            else:
+                self.lab.trace.record(self.label, trace.RELEASED, rid)
 
     def _inline_result(self, rid: str, result: Any, error: BaseException | None,
                        generation: int, _: None) -> Any:
@@ -290,7 +291,8 @@ class ObjectHost:
                 await self.lab.output_gate.wait(epoch)  # why: B62, results wait for their writes
             except Exception:
                 pass  # a failed commit reset this object and failed the event already
-            self.lab.trace.record(self.label, trace.RELEASED, event.rid)
+            else:
+                self.lab.trace.record(self.label, trace.RELEASED, event.rid)
         self.inflight.pop(event.rid, None)
         if event.future.done():
             return
@@ -543,6 +545,18 @@ class ObjectHost:
         db = self.sql_db()
         if db is not None:
             db.clear_all()
+
+    async def output_gate_open(self) -> None:
+        """Outgoing messages (fetch, sends) wait for the writes made before them (spec §7);
+        if those writes fail, the message is never sent and the caller sees the reset."""
+        epoch, generation = self.confirmed_epoch, self.generation
+        if not self.lab.output_gate.durable(epoch):
+            try:
+                await self.lab.output_gate.wait(epoch)
+            except Exception:
+                pass
+        if generation != self.generation:
+            raise errors.remote_copy(self.broken[generation])
 
     def until_committed(self) -> Awaitable[None]:
         from .storage import Done

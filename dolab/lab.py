@@ -64,7 +64,9 @@ class Env:
                 f'or in the lab: lab.bind("{name}", {guess}).')
 
     def __dir__(self) -> list[str]:
-        return sorted(self._bindings)
+        """Bindings, plus anything attached by hand (``env.KV = MyKV()`` in a lesson)."""
+        attached = {name for name in vars(self) if not name.startswith("_")}
+        return sorted(set(self._bindings) | attached)
 
     def __contains__(self, name: str) -> bool:
         return name in self._bindings

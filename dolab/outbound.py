@@ -36,10 +36,11 @@ async def fetch(input: Any, init: dict[str, Any] | None = None, **kwargs: Any) -
         input if isinstance(input, Request) else absolute_url(str(input)), **options)
     service = _find(lab.services, request.url)
     host = current_host.get()
-    call = _call(lab, service, request)
     if host is None:
-        return await lab.drive(call)  # type: ignore[no-any-return]
-    return await lab.external(host, call, f"fetch {request.url}")  # type: ignore[no-any-return]
+        return await lab.drive(_call(lab, service, request))  # type: ignore[no-any-return]
+    await host.output_gate_open()  # why: a subrequest must not leave before earlier writes
+    return await lab.external(host, _call(lab, service, request),  # type: ignore[no-any-return]
+                              f"fetch {request.url}")
 
 
 def _find(services: list[Service], url: str) -> Service:
