@@ -45,9 +45,7 @@ env.KV = ToyKV()                                   # on Cloudflare: [[kv_namespa
 # ## The wrong way: a counter in KV
 #
 # The Worker reads the count, adds one and writes it back. The checker flags the
-# read-modify-write (`kv-for-state`). Its other note, `missing-binding`, is about our set-up, not
-# the pattern: on Cloudflare `env.KV` comes from a `[[kv_namespaces]]` entry in wrangler.toml; here
-# we attached the toy by hand.
+# read-modify-write (`kv-for-state`) beneath the cell.
 
 # %%
 %%worker
