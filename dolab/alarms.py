@@ -48,11 +48,8 @@ class AlarmScheduler:
     def restore(self, binding: NamespaceBinding) -> None:
         """Arm the stored alarms of a namespace that was just bound (after a restart too)."""
         for when, ns_key, id_hex in self.lab.store.alarms():
-            if ns_key == binding.key:
-                host = binding.host(binding.ids.from_string(id_hex)) if _plain(binding, id_hex) \
-                    else None
-                if host is not None:
-                    self._arm(host, when)
+            if ns_key == binding.key and _plain(binding, id_hex):
+                self._arm(binding.host(_stored_id(self.lab, binding, id_hex)), when)
 
     def after_commit(self, hosts: list[ObjectHost]) -> None:
         for host in hosts:
@@ -150,6 +147,15 @@ def _takes_argument(handler: Any) -> bool:
         return True
     return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
                for p in parameters)
+
+
+def _stored_id(lab: Lab, binding: NamespaceBinding, id_hex: str) -> Any:
+    """The id of a stored object, with its name when the record kept one (trace labels)."""
+    record = lab.store.find(binding.key, id_hex)
+    name = None if record is None else record.meta[3]
+    if name is not None and binding.ids.from_name(name).toString() == id_hex:
+        return binding.ids.from_name(name)
+    return binding.ids.from_string(id_hex)
 
 
 def _plain(binding: NamespaceBinding, id_hex: str) -> bool:

@@ -151,6 +151,10 @@ class DatabaseLockedError(RuntimeError):
     """dolab's own: the lab's ZODB file is held by another process."""
 
 
+class DamagedDatabaseError(RuntimeError):
+    """dolab's own: the lab's ZODB file could not be read (a torn or garbage file)."""
+
+
 class UnsafeDatabaseError(RuntimeError):
     """dolab's own: a database file names a class dolab does not admit, so it was not loaded."""
 
@@ -180,4 +184,6 @@ def remote_copy(error: BaseException) -> BaseException:
         if flag(error, name):
             setattr(copy, name, True)
     copy.remote = True  # type: ignore[attr-defined]
-    return copy
+    # Cloudflare drops the stack; dolab keeps it so a notebook traceback points at the cell
+    # that defined the method (README, "Differences from Cloudflare").
+    return copy.with_traceback(error.__traceback__)

@@ -173,6 +173,7 @@ class ObjectHost:
     async def run_inline(self, label: str, invoke: Callable[[Any], Any], generation: int) -> Any:
         """Deliver an event in the awaiting task itself: same gates, trace and errors as ``_run``,
         without a task and a future per call."""
+        __tracebackhide__ = True
         rid = self.lab.next_request_id()
         record = self.lab.trace.record
         record(self.label, trace.QUEUED, rid, type="rpc", method=label,
@@ -218,6 +219,7 @@ class ObjectHost:
 
     def _inline_result(self, rid: str, result: Any, error: BaseException | None,
                        generation: int, _: None) -> Any:
+        __tracebackhide__ = True
         self.inflight.pop(rid, None)
         if generation != self.generation:
             error = self.broken[generation]

@@ -47,6 +47,7 @@ class Env:
         self._bindings: dict[str, Any] = {}
 
     def __getattr__(self, name: str) -> Any:
+        __tracebackhide__ = True
         if name.startswith("_"):
             raise AttributeError(name)
         try:
@@ -102,6 +103,8 @@ class Lab:
                  seed: int = 0) -> None:
         if timing not in ("local", "production"):
             raise ValueError('timing must be "local" (10 s eviction) or "production" (70–140 s)')
+        if clock not in ("real", "virtual"):
+            raise ValueError(f'clock must be "real" or "virtual", not {clock!r}')
         self.name = name
         self.path = None if path is None else str(path)
         self.mailbox_limit = mailbox_limit
@@ -124,6 +127,7 @@ class Lab:
         self._flush_scheduled = False
         self._request_seq = 0
         self._drivers = 0
+        self._probers = 0
         self._jumper: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.fail_next_commit: BaseException | None = None
@@ -132,7 +136,11 @@ class Lab:
         self.closed = False
         _current_lab.append(self)
         if config is not None:
-            self._configure(config, module)
+            try:
+                self._configure(config, module)
+            except BaseException:
+                self.close()  # why: a lab that failed to open must not keep its file locked
+                raise
 
     # ---- bindings -------------------------------------------------------------------------------
 
@@ -147,12 +155,22 @@ class Lab:
         if existing is not None and existing.cls.__name__ == cls.__name__:
             self._code_update(existing, cls, storage)
             return self.env._bindings[name]  # type: ignore[no-any-return]
-        binding = NamespaceBinding(self, name, cls, storage)
+        binding = self._same_class(cls, storage) or NamespaceBinding(self, name, cls, storage)
         self.bindings[name] = binding
         namespace = DurableObjectNamespace(binding, None, _TOKEN)
         self.env._bindings[name] = namespace
         self.alarms.restore(binding)
         return namespace
+
+    def _same_class(self, cls: type, storage: str) -> NamespaceBinding | None:
+        """Two bindings of one class are one namespace: the same ids reach the same objects."""
+        for other in self.bindings.values():
+            if other.cls.__name__ == cls.__name__:
+                if other.backend != storage:
+                    raise ValueError(f"{cls.__name__} is already bound as env.{other.name} with "
+                                     f"{other.backend} storage; one class has one backend.")
+                return other
+        return None
 
     def _code_update(self, binding: NamespaceBinding, cls: type, storage: str) -> None:
         binding.cls = cls
@@ -354,6 +372,7 @@ class Lab:
     async def drive(self, awaitable: Awaitable[Any]) -> Any:
         """Await lab work from outside any object; under the virtual clock, auto-jump time while
         the work is blocked on lab time and nothing else can run (trio's MockClock autojump)."""
+        __tracebackhide__ = True  # IPython shows the learner's frames, not dolab's plumbing
         if not self.clock.virtual or current_host.get() is not None:
             return await awaitable
         self._drivers += 1
@@ -365,15 +384,29 @@ class Lab:
             self._drivers -= 1
 
     async def _autojump(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._drivers > 0 and not self.closed:
-            await asyncio.sleep(0)
-            if self._drivers == 0:
-                break  # why: the awaited work finished; nothing may fire while the lab is idle
-            if _runnable(loop):
-                continue
-            if not self.clock.fire_next():
-                await asyncio.sleep(0.001)  # nothing due: the work waits on something real
+        self._probers += 1
+        try:
+            while self._drivers > 0 and not self.closed:
+                await asyncio.sleep(0)
+                if self._drivers == 0:
+                    break  # why: the awaited work finished; nothing may fire while the lab is idle
+                if not self._quiet():
+                    continue
+                if not self.clock.fire_next():
+                    self._probers -= 1
+                    try:
+                        await asyncio.sleep(0.001)  # nothing due: the work waits on something real
+                    finally:
+                        self._probers += 1
+        finally:
+            self._probers -= 1
+
+    def _quiet(self) -> bool:
+        """Nothing but the lab's own probes (auto-jump, settle) is ready to run.
+
+        Each probe loops on ``sleep(0)``; when one runs, the others are at most queued, so the
+        loop is quiet when no more than ``probers - 1`` callbacks are ready."""
+        return len(getattr(self._loop, "_ready", ())) <= self._probers - 1
 
     async def external(self, host: ObjectHost, awaitable: Awaitable[Any], what: str) -> Any:
         """A handler awaits something that is not storage: the input gate is open meanwhile, and
@@ -390,16 +423,19 @@ class Lab:
     async def settle(self) -> None:
         """Run until nothing in the loop is runnable (timers due by now included)."""
         self.attach_loop()
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(0)
-            if _runnable(loop):
-                continue
-            deadline = self.clock.next_deadline()
-            if deadline is not None and deadline <= self.clock.now():
-                self.clock.fire_due()
-                continue
-            return
+        self._probers += 1
+        try:
+            while True:
+                await asyncio.sleep(0)
+                if not self._quiet():
+                    continue
+                deadline = self.clock.next_deadline()
+                if deadline is not None and deadline <= self.clock.now():
+                    self.clock.fire_due()
+                    continue
+                return
+        finally:
+            self._probers -= 1
 
     async def advance(self, seconds: float) -> None:
         """Move lab time forward, running everything due on the way (alarms, retries, evictions,
@@ -524,6 +560,9 @@ class Lab:
         disconnect_all(self)  # connections cannot outlive the lab (README: Differences)
         if self._dirty:
             self.flush()
+        if self.clock.virtual and self.store.root.lab_time != self.clock.now():
+            self.store.root.lab_time = self.clock.now()  # why: reopen continues from here
+            self.store.commit()
         self.closed = True
         self.clock.close()
         self.store.close()

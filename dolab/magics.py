@@ -125,13 +125,15 @@ class DolabMagics(Magics):
 
 def run_cell(shell: Any, cell: str, base: type) -> list[type]:
     """Run the cell body in the user namespace; return the ``base`` subclasses it defined, each
-    keeping its source. A blank first line stands for the magic line, so the line numbers in
-    tracebacks and findings are the notebook cell's. Errors propagate: the cell fails."""
+    keeping its source. The cell is plain Python (it is what export writes), compiled as is: a
+    blank first line stands for the magic line, so the line numbers in tracebacks, syntax errors
+    and findings are the notebook cell's. Errors propagate: the cell fails."""
     __tracebackhide__ = True
-    source = "\n" + shell.transform_cell(cell)
+    source = "\n" + cell
     filename = shell.compile.cache(source, max(shell.execution_count - 1, 0), raw_code=source)
+    code = shell.compile(source, filename, "exec")  # a SyntaxError names the notebook line
     before = dict(shell.user_ns)
-    exec(shell.compile(source, filename, "exec"), shell.user_global_ns, shell.user_ns)  # noqa: S102
+    exec(code, shell.user_global_ns, shell.user_ns)  # noqa: S102
     defined = [c for c in _class_statements(source, shell.user_ns)
                if before.get(c.__name__) is not c]
     classes = [c for c in defined if issubclass(c, base) and c is not base]
@@ -222,7 +224,7 @@ def show_findings(cell: str, lab: Lab) -> None:
         from .checks import check
     except ImportError:  # the checker is optional at runtime
         return
-    for finding in check("\n" + cell, bindings=lab.bindings):
+    for finding in check("\n" + cell, bindings=dir(lab.env)):  # namespaces and buckets
         print(finding)
 
 

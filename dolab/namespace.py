@@ -270,6 +270,8 @@ class DurableObjectStub:
             request = Request(input, **options) if options else input
         else:
             request = Request(absolute_url(str(input)), **options)
+        if not request.url.startswith(("http://", "https://")):
+            raise TypeError(f"Fetch API cannot load: {request.url}")  # workerd's text
         return self._send("fetch", f"fetch {request.method} {_path(request.url)}",
                           lambda inst: _call_fetch(inst, request))
 

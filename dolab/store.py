@@ -27,7 +27,9 @@ anything runs.
 
 from __future__ import annotations
 
+import io
 import os
+import pickletools
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -37,7 +39,9 @@ import ZODB.FileStorage
 from BTrees.OOBTree import OOBTree
 from persistent import Persistent
 from persistent.mapping import PersistentMapping
+from ZODB.Connection import Connection
 from ZODB.MappingStorage import MappingStorage
+from ZODB.POSException import StateLoadError
 
 from . import errors
 
@@ -88,24 +92,38 @@ class BucketRecord(Persistent):
         self.objects = OOBTree()
 
 
-_ADMITTED: dict[str, set[str] | None] = {
+_ADMITTED: dict[str, set[str]] = {
     __name__: {"LabRoot", "NamespaceRecord", "SqlImage", "SocketRecord", "ObjectRecord",
                "BucketRecord"},
     "persistent.mapping": {"PersistentMapping"},
     "persistent.list": {"PersistentList"},
-    "BTrees.OOBTree": None,
+    "BTrees.OOBTree": {"OOBTree", "OOBucket", "OOSet", "OOTreeSet"},
     "BTrees.Length": {"Length"},
     "builtins": {"set", "frozenset", "object"},
     "copyreg": {"_reconstructor"},
 }
 
 
+class RestrictedConnection(Connection):
+    """Reports a refused class as dolab's own error, not ZODB's empty StateLoadError."""
+
+    def setstate(self, obj: Any) -> None:
+        try:
+            super().setstate(obj)
+        except StateLoadError as error:
+            if isinstance(error.__cause__, errors.UnsafeDatabaseError):
+                raise error.__cause__ from None
+            raise
+
+
 class RestrictedDB(ZODB.DB):
     """A ZODB database whose unpickler admits only dolab's schema, BTrees and persistent classes."""
 
+    klass = RestrictedConnection
+
     def classFactory(self, connection: Any, modulename: str, globalname: str) -> Any:
         allowed = _ADMITTED.get(modulename, set())
-        if allowed is not None and globalname not in allowed:
+        if globalname not in allowed:
             raise errors.UnsafeDatabaseError(
                 f"Refusing to load {modulename}.{globalname} from the lab database: it is not part "
                 "of dolab's schema. The file may be crafted or from another program; nothing in it "
@@ -130,13 +148,18 @@ class Store:
             return MappingStorage()
         if self.path.startswith("zeo://"):
             return _zeo_storage(self.path)
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        target = Path(self.path)
+        if not self.path or target.is_dir():
+            raise ValueError(f"Lab(path={self.path!r}) needs a file name such as "
+                             '".dolab/lab.fs" (or path=None for an in-memory lab).')
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _drop_unsafe_index(self.path + ".index")
         try:
             return ZODB.FileStorage.FileStorage(self.path)
         except Exception as exc:  # zc.lockfile.LockError, or a damaged file
             if type(exc).__name__ == "LockError":
                 raise errors.DatabaseLockedError(_locked_message(self.path)) from None
-            raise
+            raise errors.DamagedDatabaseError(_damaged_message(self.path, exc)) from exc
 
     def _load_root(self) -> LabRoot:
         try:
@@ -231,6 +254,41 @@ class Store:
         finally:
             self._conn.close()
             self.db.close()
+
+
+def _drop_unsafe_index(index: str) -> None:
+    """FileStorage unpickles ``lab.fs.index`` without any class restriction. dolab's own index
+    files hold plain data only (no globals): anything else is deleted, and FileStorage rebuilds
+    the index by reading ``lab.fs``."""
+    try:
+        data = Path(index).read_bytes()
+    except FileNotFoundError:
+        return
+    if not _plain_pickles(data):
+        Path(index).unlink()
+
+
+_CODE_OPS = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX", "BUILD",
+             "EXT1", "EXT2", "EXT4", "PERSID", "BINPERSID"}
+
+
+def _plain_pickles(data: bytes) -> bool:
+    stream = io.BytesIO(data)
+    try:
+        while stream.tell() < len(data):
+            for opcode, _, _ in pickletools.genops(stream):
+                if opcode.name in _CODE_OPS:
+                    return False
+    except Exception:
+        return False
+    return True
+
+
+def _damaged_message(path: str, error: BaseException) -> str:
+    return (f"The lab database {path} could not be opened: it looks damaged "
+            f"({type(error).__name__}: {error}). Keep a copy, then try "
+            f"`python -m ZODB.scripts.fsrecover {path} {path}.recovered` and open the recovered "
+            "file, or delete the file to start afresh.")
 
 
 def _locked_message(path: str) -> str:

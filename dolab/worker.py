@@ -30,6 +30,7 @@ class WorkerContext:
 
 
 async def dispatch(lab: Lab, url: Any, **init: Any) -> Response:
+    __tracebackhide__ = True
     cls = lab.worker_cls
     if cls is None:
         raise RuntimeError("No Worker is bound: define a WorkerEntrypoint subclass and call "
