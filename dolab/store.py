@@ -138,9 +138,14 @@ class Store:
     def __init__(self, path: str | os.PathLike[str] | None) -> None:
         self.path = None if path is None else str(path)
         self._tm = transaction.TransactionManager(explicit=True)
-        self.db = RestrictedDB(self._open_storage(), pool_size=2, cache_size=100_000)
-        self._conn = self.db.open(transaction_manager=self._tm)
-        self._tm.begin()
+        storage = self._open_storage()
+        try:
+            self.db = RestrictedDB(storage, pool_size=2, cache_size=100_000)
+            self._conn = self.db.open(transaction_manager=self._tm)
+            self._tm.begin()
+        except Exception as error:
+            storage.close()
+            raise errors.DamagedDatabaseError(_damaged_message(str(path), error)) from error
         self.root = self._load_root()
 
     def _open_storage(self) -> Any:
@@ -168,9 +173,11 @@ class Store:
         except Exception as error:  # ZODB wraps the factory's refusal in StateLoadError
             cause = error.__cause__
             self.close()
+            if isinstance(error, errors.UnsafeDatabaseError):
+                raise
             if isinstance(cause, errors.UnsafeDatabaseError):
                 raise cause from None
-            raise
+            raise errors.DamagedDatabaseError(_damaged_message(str(self.path), error)) from error
         if lab_root is None:
             lab_root = root["dolab"] = LabRoot()
             self.commit()
@@ -287,7 +294,7 @@ def _plain_pickles(data: bytes) -> bool:
 def _damaged_message(path: str, error: BaseException) -> str:
     return (f"The lab database {path} could not be opened: it looks damaged "
             f"({type(error).__name__}: {error}). Keep a copy, then try "
-            f"`python -m ZODB.scripts.fsrecover {path} {path}.recovered` and open the recovered "
+            f"`python -m ZODB.fsrecover {path} {path}.recovered` and open the recovered "
             "file, or delete the file to start afresh.")
 
 
