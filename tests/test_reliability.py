@@ -2,7 +2,8 @@
 an untrusted ``lab.fs`` is refused without running anything (DESIGN.md §5 "Loading never runs
 foreign code").
 
-Tests marked ``xfail(strict=True)`` record bugs found here; each reason says what goes wrong.
+A bug found here is first recorded as an ``xfail(strict=True)`` test whose reason says what goes
+wrong; the marker goes when the fix lands.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def test_a_malformed_wrangler_file_is_named_with_its_line(tmp_path: Path) -> Non
 
 
 def _close_leaked(labs_before: list[Lab]) -> None:
-    """Close labs that a failed Lab() left registered (see the xfail below)."""
+    """Close any lab a failed Lab() left registered (the next test checks there is none)."""
     for leaked in [lab for lab in dolab.lab._current_lab if lab not in labs_before]:
         leaked.close()
 

@@ -353,7 +353,7 @@ def test_a_text_tail_is_cut_off_on_open_and_the_lab_keeps_working(
 
 def test_a_random_tail_never_opens_with_wrong_data(tmp_path: Path) -> None:
     """Whatever garbage follows the last transaction, the lab opens with exactly the committed
-    turns, or refuses to open (how clearly is the xfail above): it never shows other data."""
+    turns, or refuses to open (with the message tested above): it never shows other data."""
     base = tmp_path / "base.fs"
     asyncio.run(write_turns(base, 1, 2))
     outcomes: dict[str, int] = defaultdict(int)
