@@ -91,7 +91,7 @@ class ObjectHost:
         self.alarm_dirty = False
         self.reset_hooks: list[Callable[[BaseException], None]] = []
         self.evict_hooks: list[Callable[[], None]] = []
-        self.sockets: Any = None    # websocket.SocketRegistry, created on first use; outlives instances
+        self.sockets: Any = None    # websocket.SocketRegistry, made on first use
 
     # ---- identity ------------------------------------------------------------------------------
 

@@ -740,6 +740,7 @@ class SocketRegistry:
 
     def _on_reset(self, error: BaseException) -> None:
         self.pending.clear()  # uncommitted socket writes die with the instance, like its storage
+        self.pending_auto = _MISSING
         self.disconnect()
 
     def disconnect(self) -> None:
@@ -1093,8 +1094,10 @@ async def connect(lab: Lab, url: str, headers: Any = None) -> ClientWebSocket:
     return couple(lab, url, response.web_socket)
 
 
-def couple(lab: Lab, url: str, socket: Any) -> ClientWebSocket:
-    """Attach a simulated client to the end returned in a 101 Response."""
+def couple(lab: Lab, url: str, socket: Any,
+           client_cls: type[ClientWebSocket] | None = None) -> ClientWebSocket:
+    """Attach a client (a :class:`ClientWebSocket`, or ``client_cls``, e.g. the bridge to a real
+    connection in ``serve.py``) to the end returned in a 101 Response."""
     returned = _end_of(socket, "Response(web_socket=…)")
     returned.release()
     server = returned.twin
@@ -1102,7 +1105,7 @@ def couple(lab: Lab, url: str, socket: Any) -> ClientWebSocket:
     returned.lab = lab
     if server.host is None:
         server.lab = lab  # a Worker's own socket belongs to the lab that connected to it
-    client = ClientWebSocket(lab, url, server)
+    client = (client_cls or ClientWebSocket)(lab, url, server)
     server.peer = client
     api = {Mode.ACCEPTED: "standard", Mode.HIBERNATABLE: "hibernation"}.get(server.mode)
     server.record(trace.WS_OPEN, current_request.get(), url=url, api=api)
