@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.dolab-installed
 
-.PHONY: lab test unit lessons browser bench stress clean
+.PHONY: lab test unit lessons browser wrangler bench stress clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,10 +17,17 @@ browser: $(STAMP)
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
 		|| $(PY) -m playwright install chromium
 
-lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+# Cloudflare's wrangler, pinned, in .cache/wrangler: tests/test_export.py runs its
+# `deploy --dry-run` on an exported project. Without npm that test fails (and says why).
+wrangler:
+	@if command -v npm >/dev/null 2>&1; then bash tools/install-wrangler.sh; \
+	else echo "npm not found: wrangler not installed; tests/test_export.py's wrangler test will fail"; fi
 
-test: $(STAMP) browser
+# Jupyter refuses to run as root unless told; containers and CI machines often are root.
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/ $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+
+test: $(STAMP) browser wrangler
 	$(PY) -m pytest tests notebooks --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
 unit: $(STAMP)

@@ -30,3 +30,15 @@ def test_tour_runs_all_and_the_dashboard_shows_it(page: Any, jupyterlab: LabServ
     expect(cards.first).to_contain_text("count=51", timeout=T)
     dashboard.first.scroll_into_view_if_needed()
     screenshot(page, "lesson-01-dashboard")
+
+
+def test_run_all_passes_cells_that_raise_on_purpose_and_sync_magics(
+        page: Any, jupyterlab: LabServer) -> None:
+    """Lesson 11 has cells tagged raises-exception and `%dolab fetch`, a synchronous magic that
+    runs a coroutine inside the kernel's loop (nest-asyncio2): Run All must reach the end."""
+    open_notebook(page, jupyterlab, "notebooks/11-workers-and-wrangler.ipynb")
+    run_all(page)
+    wait_all_cells_ran(page, timeout=120)
+    last = code_cells(page).last
+    expect(last.locator(".jp-OutputArea-output")).to_contain_text("✗", timeout=T)
+    screenshot(page, "lesson-11-run-all")
