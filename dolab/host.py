@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import copy
+from types import CoroutineType
 import inspect
 from collections import deque
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
@@ -190,7 +191,8 @@ class ObjectHost:
         error: BaseException | None = None
         try:
             result = invoke(self.instance)
-            if inspect.isawaitable(result):
+            if type(result) is CoroutineType or (
+                    not isinstance(result, _SCALARS) and inspect.isawaitable(result)):
                 result = await result
         except DurableObjectAbort:
             error = self.broken.get(generation, errors.DurableObjectReset(errors.INSTANCE_GONE))

@@ -8,6 +8,7 @@ stub reaches a fresh instance.
 from __future__ import annotations
 
 import asyncio
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Callable, Generator
 
 from . import errors, object as do_object, trace, values
@@ -183,6 +184,8 @@ class InlineCall:
             return Call(self._lab, self._future, self._caller).__await__()
         work = self._host.run_inline(self._label, self._invoke, self._generation)
         if self._caller is None:
+            if not self._lab.clock.virtual:
+                return work.__await__()  # nothing to drive: real time moves by itself
             return self._lab.drive(work).__await__()
         return self._lab.external(self._caller, work, "call").__await__()
 
@@ -224,7 +227,7 @@ async def _awaited_result(result: Any) -> Any:
 
 
 def _rpc_result(result: Any) -> Any:
-    if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+    if type(result) is CoroutineType or isinstance(result, asyncio.Future):
         return _awaited_result(result)
     return values.clone(result)
 
