@@ -52,7 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         from .checks import main as checks_main  # its own parser, help and exit statuses
 
         return checks_main(args)
-    parsed = PARSER.parse_args(args)
+    if args[:1] == ["lab"] and args[1:2] not in (["-h"], ["--help"]):
+        args = ["lab", "--", *args[1:]]  # JupyterLab's own options pass through untouched
+    try:
+        parsed = PARSER.parse_args(args)
+    except SystemExit as exit_:  # --help, --version, usage errors: argparse has printed them
+        return int(exit_.code or 0)
     try:
         return int(parsed.run(parsed))
     except CliError as error:
@@ -142,7 +147,8 @@ def run_lab(args: argparse.Namespace) -> int:
                                / "notebooks") if p.is_dir()), None)
     if folder is None:
         raise CliError(NO_NOTEBOOKS)
-    command = [sys.executable, "-m", "jupyterlab", str(folder), *args.jupyter_args]
+    extra = args.jupyter_args[1:] if args.jupyter_args[:1] == ["--"] else args.jupyter_args
+    command = [sys.executable, "-m", "jupyterlab", str(folder), *extra]
     os.execv(sys.executable, command)
     return 0  # not reached: execv does not return
 
@@ -247,10 +253,9 @@ def _parser() -> argparse.ArgumentParser:
                         "verdict")
     export.set_defaults(run=run_export)
 
-    for name, text in (("check", "find Durable Object pitfalls in Python files "
-                                 "(dolab check --help)"),
-                       ("explain", "explain a Durable Object error message "
-                                   "(dolab explain --help)")):
+    helps = {"check": "find Durable Object pitfalls in Python files (dolab check --help)",
+             "explain": "explain a Durable Object error message (dolab explain --help)"}
+    for name, text in helps.items():
         command = sub.add_parser(name, help=text, add_help=False)
         command.add_argument("rest", nargs=argparse.REMAINDER)
         command.set_defaults(run=_help_only)

@@ -56,8 +56,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .config import Binding, ConfigError, Migration, WranglerConfig, check_module_exports, \
-    parse_toml, to_toml
+from .config import (
+    Binding,
+    ConfigError,
+    Migration,
+    WranglerConfig,
+    check_module_exports,
+    parse_toml,
+    to_toml,
+)
 
 if TYPE_CHECKING:
     from .lab import Lab
@@ -681,7 +688,7 @@ class _Rewriter:
         chain = _chain(node)
         if chain is None or chain[0] not in self.modules:
             return None
-        return _resolve(self.modules[chain[0]], chain[1:])[0]
+        return _resolve(self.modules[chain[0]], chain[1:])
 
     # ---- JavaScript constructors -----------------------------------------------------------------
 
@@ -705,7 +712,8 @@ class _Rewriter:
                        "class is constructed with `.new`; the pair is read as a list)")
         else:
             self._replace(call.func, f"{local}.new")
-            self._note(f"`{platform}(…)` → `{platform}.new(…)` (a JavaScript class is "
+            shown = "()" if platform == "WebSocketPair" else "(…)"
+            self._note(f"`{platform}{shown}` → `{platform}.new{shown}` (a JavaScript class is "
                        "constructed with `.new`)")
 
     # ---- dolab.X in code -------------------------------------------------------------------------
@@ -757,11 +765,9 @@ def _python(text: str) -> str:
         return text
     except SyntaxError:
         pass
-    try:
-        from IPython.core.inputtransformer2 import TransformerManager
-    except ImportError:  # pragma: no cover - IPython is a dependency
-        return text
-    transformed: str = TransformerManager().transform_cell(text)
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    transformed: str = TransformerManager().transform_cell(text)  # type: ignore[no-untyped-call]
     blank = len(text) - len(text.lstrip("\n"))  # kept, so that line numbers stay the cell's
     return "\n" * blank + transformed.lstrip("\n")
 
@@ -848,16 +854,16 @@ def _chain(node: ast.expr) -> list[str] | None:
     return [node.id, *reversed(parts)]
 
 
-def _resolve(path: str, attrs: list[str]) -> tuple[str | None, str]:
-    """Follow ``attrs`` from dolab module ``path``: (the platform name reached, or None; the
-    dotted path walked)."""
-    for attr in attrs:
+def _resolve(path: str, attrs: list[str]) -> str | None:
+    """The platform name ``path.attrs…`` stands for when it ends with one (``dolab.Response``,
+    ``dolab.websocket.WebSocketPair``); None for anything else (``dolab.Response.json``)."""
+    for index, attr in enumerate(attrs):
         if attr in PLATFORM:
-            return attr, path
+            return attr if index == len(attrs) - 1 else None
         path = f"{path}.{attr}"
         if not _is_dolab_module(path):
-            return None, path
-    return None, path
+            return None
+    return None
 
 
 def _line_starts(data: bytes) -> list[int]:
@@ -997,8 +1003,25 @@ def _blocks(output: str, tag: str) -> list[str]:
     return found
 
 
-__all__ = ["Export", "ExportError", "PLATFORM", "Problem", "Source", "WRANGLER_VERSION",
-           "WranglerVerdict", "check_with_wrangler", "entry_py", "export", "find_wrangler",
-           "local_wrangler", "pyproject_toml", "readme", "rewrite", "source_of", "sources",
-           "validate", "wrangler_config"]
+__all__ = [
+    "PLATFORM",
+    "WRANGLER_VERSION",
+    "Export",
+    "ExportError",
+    "Problem",
+    "Source",
+    "WranglerVerdict",
+    "check_with_wrangler",
+    "entry_py",
+    "export",
+    "find_wrangler",
+    "local_wrangler",
+    "pyproject_toml",
+    "readme",
+    "rewrite",
+    "source_of",
+    "sources",
+    "validate",
+    "wrangler_config",
+]
 

@@ -34,7 +34,14 @@ from aiohttp import WSMsgType, web
 
 from .http import Request, Response
 from .websocket import (
-    ABNORMAL, DROP, MAX_MESSAGE, TOO_LARGE_CODE, ClientWebSocket, Close, ReadyState, couple,
+    ABNORMAL,
+    DROP,
+    MAX_MESSAGE,
+    TOO_LARGE_CODE,
+    ClientWebSocket,
+    Close,
+    ReadyState,
+    couple,
 )
 from .worker import dispatch
 
@@ -125,7 +132,7 @@ class Server:
     async def __aenter__(self) -> Server:
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     def __repr__(self) -> str:

@@ -19,7 +19,14 @@ from dolab import DurableObject, Lab, WorkerEntrypoint
 from dolab.cli import bind_defaults, load_module
 from dolab.config import parse_toml
 from dolab.export import (
-    WRANGLER_VERSION, ExportError, check_with_wrangler, export, local_wrangler, validate,
+    WRANGLER_VERSION,
+    ExportError,
+    Source,
+    check_with_wrangler,
+    export,
+    local_wrangler,
+    rewrite,
+    validate,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -304,6 +311,33 @@ if __name__ == "__main__":
     lab.close()
 
 
+def test_rewrite_follows_dolab_attributes_and_module_aliases() -> None:
+    rewritten = rewrite(Source("""\
+import dolab
+from dolab import websocket as w
+
+
+class A(dolab.DurableObject):
+    async def fetch(self, request):
+        c, s = dolab.WebSocketPair()
+        p = w.WebSocketPair().object_values()
+        q = dolab.WebSocketPair.new().object_values()
+        r = dolab.WebSocketRequestResponsePair("a", "b")
+        return dolab.Response.json({"at": dolab.Date.now()})
+""", "m.py", "module"))
+    assert rewritten.text.lstrip("\n") == """\
+class A(DurableObject):
+    async def fetch(self, request):
+        c, s = WebSocketPair.new().object_values()
+        p = WebSocketPair.new().object_values()
+        q = WebSocketPair.new().object_values()
+        r = WebSocketRequestResponsePair.new("a", "b")
+        return Response.json({"at": Date.now()})
+"""
+    assert rewritten.needed == {"workers": {"DurableObject", "Response"},
+                                "js": {"Date", "WebSocketPair", "WebSocketRequestResponsePair"}}
+
+
 def test_a_lab_without_a_worker_is_refused(tmp_path: Path) -> None:
     lab = Lab(path=None)
     lab.bind("COUNTER", run_cells(lab, COUNTER)["Counter"])
@@ -341,7 +375,7 @@ def test_validate_wants_every_bound_class_in_entry_py(chat: Lab, tmp_path: Path)
 
 def test_the_pinned_wrangler_version_is_the_install_scripts() -> None:
     script = (ROOT / "tools" / "install-wrangler.sh").read_text()
-    assert re.search(r'^VERSION="([\d.]+)"$', script, re.M)[1] == WRANGLER_VERSION  # type: ignore[index]
+    assert re.search(r'^VERSION="([\d.]+)"$', script, re.MULTILINE)[1] == WRANGLER_VERSION  # type: ignore[index]
 
 
 def wrangler_command() -> list[str]:
@@ -351,7 +385,8 @@ def wrangler_command() -> list[str]:
     if local is None:
         pytest.fail(NO_WRANGLER)
     unshare = shutil.which("unshare")
-    if unshare and subprocess.run([unshare, "-n", "true"], capture_output=True).returncode == 0:
+    if unshare and subprocess.run([unshare, "-n", "true"], capture_output=True,
+                                  check=False).returncode == 0:
         return [unshare, "-n", str(local)]
     return [str(local)]
 
@@ -394,7 +429,8 @@ def test_without_node_the_verdict_says_how_to_get_wrangler(tmp_path: Path,
     monkeypatch.setattr(export_mod, "find_wrangler", lambda: None)
     verdict = check_with_wrangler(tmp_path)
     assert not verdict.ok and verdict.returncode is None
-    assert "Node.js/npm was not found" in str(verdict) and "tools/install-wrangler.sh" in str(verdict)
+    assert "Node.js/npm was not found" in str(verdict)
+    assert "tools/install-wrangler.sh" in str(verdict)
 
 
 def test_worker_entrypoint_base_is_not_a_binding() -> None:

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 import websockets
 
-from dolab import Lab, Response, WorkerEntrypoint, trace
+from dolab import Lab, Response, WorkerEntrypoint, scheduler, trace
 from dolab.cli import bind_defaults, load_module
 from dolab.serve import Server, is_loopback
 from dolab.websocket import MAX_MESSAGE
@@ -119,7 +119,7 @@ async def test_cells_keep_working_while_it_serves(served: tuple[Lab, Server]) ->
 async def test_the_virtual_clock_jumps_while_a_request_runs() -> None:
     class Slow(WorkerEntrypoint):
         async def fetch(self, request):
-            await asyncio.sleep(3600)  # an hour of lab time
+            await scheduler.wait(3_600_000)  # an hour of lab time
             return Response("done")
 
     lab = Lab(path=None, clock="virtual")
