@@ -89,3 +89,27 @@ async def test_virtual_lab_time_continues_after_reopen(tmp_path) -> None:
     reopened = Lab(path=path, clock="virtual")
     assert reopened.now() == when
     reopened.close()
+
+
+async def test_a_zeo_lab_is_shared_through_a_zeo_server(tmp_path) -> None:
+    """Lab(path="zeo://host:port"): the store is a ZEO client; a second lab sees the commits."""
+    import ZEO
+
+    address, stop = ZEO.server(path=str(tmp_path / "shared.fs"), port=0)
+    try:
+        url = f"zeo://{address[0]}:{address[1]}"
+        writer = Lab(path=url, clock="virtual")
+        writer.bind("B", Box)
+        await writer.env.B.getByName("a").put("x", [1, 2])
+        writer.close()
+        reader = Lab(path=url, clock="virtual")
+        reader.bind("B", Box)
+        assert reader.storage_of(reader.env.B.getByName("a")) == {"x": [1, 2]}
+        reader.close()
+    finally:
+        stop()
+
+
+def test_a_malformed_zeo_url_is_refused() -> None:
+    with pytest.raises(ValueError, match="zeo://127.0.0.1:8100"):
+        Lab(path="zeo://nohost")
