@@ -189,24 +189,56 @@ class ObjectHost:
         self.inflight[rid] = None  # type: ignore[assignment]
         tokens = (current_host.set(self), current_request.set(rid), current_critical.set(None))
         error: BaseException | None = None
+        pending: asyncio.Task[Any] | None = None
         try:
             result = invoke(self.instance)
-            if type(result) is CoroutineType or (
+            if type(result) is not CoroutineType and (
                     not isinstance(result, _SCALARS) and inspect.isawaitable(result)):
-                result = await result
+                result = _as_coroutine(result)
+            if type(result) is CoroutineType:
+                result, pending = _first_step(result, rid, self)
         except DurableObjectAbort:
             error = self.broken.get(generation, errors.DurableObjectReset(errors.INSTANCE_GONE))
         except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                self.inflight.pop(rid, None)
-                raise
             error = exc
         finally:
             current_critical.reset(tokens[2])
             current_request.reset(tokens[1])
             current_host.reset(tokens[0])
+        if pending is not None:
+            result, error = await self._await_own_task(pending, generation)
         return self._inline_result(rid, result if error is None else None, error, generation,
                                    await self._inline_hold(rid, generation))
+
+    async def _await_own_task(self, task: asyncio.Task[Any], generation: int
+                              ) -> tuple[Any, BaseException | None]:
+        """The handler suspended, so it runs on in a task of its own (as on Cloudflare, a caller
+        that gives up does not cut the handler short): wait for it without being it."""
+        try:
+            return await asyncio.shield(task), None
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                task.add_done_callback(self._orphan_done)
+                raise  # the caller itself was cancelled; the handler goes on
+            return None, self.broken.get(generation,
+                                         errors.DurableObjectReset(errors.INSTANCE_GONE))
+        except DurableObjectAbort:
+            return None, self.broken.get(generation,
+                                         errors.DurableObjectReset(errors.INSTANCE_GONE))
+        except BaseException as exc:
+            return None, exc
+
+    def _orphan_done(self, task: asyncio.Task[Any]) -> None:
+        """The handler of a caller that gave up has finished: record it, free the slot."""
+        rid = next((r for r, t in self.inflight.items() if t is task), None)
+        if rid is None:
+            return
+        self.inflight.pop(rid, None)
+        failed = task.cancelled() or task.exception() is not None
+        self.lab.trace.record(self.label, trace.ERROR if failed else trace.FINISHED, rid,
+                              caller="gone")
+        self._maybe_idle()
 
     async def _inline_hold(self, rid: str, generation: int) -> None:
         epoch = self.confirmed_epoch
@@ -298,7 +330,10 @@ class ObjectHost:
             else:
                 self.lab.trace.record(self.label, trace.RELEASED, event.rid)
         self.inflight.pop(event.rid, None)
-        if event.future.done():
+        if event.future.done():  # the caller gave up: the work is done all the same
+            self.lab.trace.record(self.label, trace.ERROR if error else trace.FINISHED,
+                                  event.rid, caller="gone")
+            self._maybe_idle()
             return
         if event.generation != self.generation:
             self._fail(event, self.broken[event.generation])
@@ -360,7 +395,11 @@ class ObjectHost:
         for hook in list(self.reset_hooks):
             hook(error)
         me = asyncio.current_task() if _loop_running() else None
-        for event in [e for e in self.inflight.values() if e is not None] + list(self.mailbox):
+        for task in [t for t in self.inflight.values() if isinstance(t, asyncio.Task)]:
+            if task is not me:
+                task.cancel()  # an inline call's handler that went on in its own task
+        events = [e for e in self.inflight.values() if isinstance(e, Event)]
+        for event in events + list(self.mailbox):
             self._fail(event, error)
             if event.task is not None and event.task is not me:
                 event.task.cancel()
@@ -623,6 +662,54 @@ class ObjectHost:
 
 
 _SCALARS = (int, float, bool, type(None))
+
+
+async def _as_coroutine(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _first_step(coro: Any, rid: str, host: ObjectHost) -> tuple[Any, asyncio.Task[Any] | None]:
+    """Run a handler up to its first suspension in the caller's task (the fast path: most
+    handlers never suspend). If it suspends, hand the rest to a task of its own, in the handler's
+    context, so that cancelling the caller cannot cut it short."""
+    try:
+        yielded = coro.send(None)
+    except StopIteration as stop:
+        return stop.value, None
+    task = asyncio.get_running_loop().create_task(_Resume(coro, yielded).run(),
+                                                  context=contextvars.copy_context())
+    host.inflight[rid] = task  # type: ignore[assignment]
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    return None, task
+
+
+class _Resume:
+    """Drives a coroutine that already yielded once, from inside a task."""
+
+    __slots__ = ("coro", "yielded")
+
+    def __init__(self, coro: Any, yielded: Any) -> None:
+        self.coro = coro
+        self.yielded = yielded
+
+    async def run(self) -> Any:
+        return await self
+
+    def __await__(self) -> Any:
+        yielded = self.yielded
+        while True:
+            try:
+                sent = yield yielded
+            except BaseException as exc:  # cancellation or an error thrown into the await
+                try:
+                    yielded = self.coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    yielded = self.coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
 
 
 def short(value: Any) -> str:

@@ -406,3 +406,40 @@ async def test_blockConcurrencyWhile_in_every_request_serializes_them(lab: Lab) 
     await asyncio.gather(*[stub.view() for _ in range(20)])
     assert await stub.view() == 21
     assert lab.now() - start == pytest.approx(0.105, abs=1e-5)  # 21 views, 5 ms each
+
+
+class Steps(DurableObject):
+    async def two_steps(self):
+        self.ctx.storage.put("started", True)
+        await scheduler.wait(50)
+        self.ctx.storage.put("finished", True)
+        return "done"
+
+
+async def test_a_caller_that_gives_up_does_not_cut_the_handler_short(lab: Lab) -> None:
+    """The fast path runs the handler in the caller's task only until it first suspends; then it
+    goes on in a task of its own, so cancelling the caller leaves the object's work whole."""
+    lab.bind("S", Steps)
+    stub = lab.env.S.getByName("a")
+    await lab.run_in(stub, lambda instance, ctx: None)  # constructed: the next call is inline
+    call = asyncio.ensure_future(lab.drive(stub.two_steps()))
+    await asyncio.sleep(0)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    await lab.advance(1)
+    assert lab.storage_of(stub) == {"started": True, "finished": True}
+    assert lab.trace.kinds(obj="S:a")[-1] == trace.FINISHED
+
+
+async def test_a_caller_that_gives_up_on_a_queued_call_leaves_it_whole(lab: Lab) -> None:
+    lab.bind("S", Steps)
+    stub = lab.env.S.getByName("b")
+    call = asyncio.ensure_future(lab.drive(stub.two_steps()))  # first call: constructs, a task
+    await asyncio.sleep(0)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    await lab.advance(1)
+    assert lab.storage_of(stub) == {"started": True, "finished": True}
+    assert lab.trace.kinds(obj="S:b")[-1] == trace.FINISHED
