@@ -10,6 +10,8 @@ from __future__ import annotations
 import heapq
 from typing import TYPE_CHECKING, Any, Iterator
 
+from BTrees.OOBTree import OOBucket
+
 from . import values
 
 if TYPE_CHECKING:
@@ -61,10 +63,40 @@ def committed_items(record: ObjectRecord | None, low: str | None, high: str | No
                     reverse: bool) -> Iterator[tuple[str, bytes]]:
     if record is None or (low is not None and high is not None and high <= low):
         return iter(())
-    items = record.kv.items(min=low, max=high, excludemax=high is not None)
     if not reverse:
-        return iter(items)
-    return (items[i] for i in range(len(items) - 1, -1, -1))
+        return iter(record.kv.items(min=low, max=high, excludemax=high is not None))
+    return descending(record.kv, low, high)
+
+
+def descending(node: Any, low: str | None, high: str | None) -> Iterator[tuple[str, bytes]]:
+    """The items of a BTree (or bucket) in ``[low, high)``, largest key first.
+
+    BTrees cannot iterate backwards (zopefoundation/BTrees#101), and indexing ``items()`` from the
+    end costs O(n) per step (``len`` walks, and loads, every bucket). So walk the tree from its
+    rightmost child and skip children wholly outside the range: O(log n + k) for k items."""
+    if isinstance(node, OOBucket):
+        yield from reversed(node.items(min=low, max=high, excludemax=high is not None))
+        return
+    state = node.__getstate__()  # ((child, key, child, …), first bucket), inline bucket, or None
+    if state is None:
+        return
+    if len(state) == 1 and len(state[0]) == 1 and isinstance(state[0][0], tuple):
+        flat = state[0][0][0]  # a one-bucket tree keeps its bucket inline: (k0, v0, k1, v1, …)
+        for i in range(len(flat) - 2, -1, -2):
+            key = flat[i]
+            if low is not None and key < low:
+                return
+            if high is None or key < high:
+                yield key, flat[i + 1]
+        return
+    children, keys = state[0][0::2], state[0][1::2]
+    for i in range(len(children) - 1, -1, -1):
+        floor = keys[i - 1] if i > 0 else None  # child i holds the keys in [keys[i-1], keys[i])
+        if high is not None and floor is not None and floor >= high:
+            continue
+        yield from descending(children[i], low, high)
+        if low is not None and floor is not None and floor <= low:
+            return
 
 
 class WriteBuffer:

@@ -176,12 +176,15 @@ class ObjectHost:
         without a task and a future per call."""
         __tracebackhide__ = True
         rid = self.lab.next_request_id()
-        record = self.lab.trace.record
-        record(self.label, trace.QUEUED, rid, type="rpc", method=label,
-               caller=current_request.get())
+        tracing = self.lab.trace.enabled  # why: the details cost more than the call itself
+        if tracing:
+            record = self.lab.trace.record
+            record(self.label, trace.QUEUED, rid, type="rpc", method=label,
+                   caller=current_request.get())
         if generation != self.generation:
             raise errors.remote_copy(self.broken[generation])
-        record(self.label, trace.DELIVERED, rid, method=label)
+        if tracing:
+            record(self.label, trace.DELIVERED, rid, method=label)
         self._starting = None
         self.idle_since = None
         if self.mailbox:
@@ -207,8 +210,9 @@ class ObjectHost:
             current_host.reset(tokens[0])
         if pending is not None:
             result, error = await self._await_own_task(pending, generation)
-        return self._inline_result(rid, result if error is None else None, error, generation,
-                                   await self._inline_hold(rid, generation))
+        if not self.lab.output_gate.durable(self.confirmed_epoch):
+            await self._inline_hold(rid, generation)  # a coroutine only when there is a wait
+        return self._inline_result(rid, result if error is None else None, error, generation)
 
     async def _await_own_task(self, task: asyncio.Task[Any], generation: int
                               ) -> tuple[Any, BaseException | None]:
@@ -252,7 +256,7 @@ class ObjectHost:
                 self.lab.trace.record(self.label, trace.RELEASED, rid)
 
     def _inline_result(self, rid: str, result: Any, error: BaseException | None,
-                       generation: int, _: None) -> Any:
+                       generation: int) -> Any:
         __tracebackhide__ = True
         self.inflight.pop(rid, None)
         if generation != self.generation:
@@ -262,7 +266,8 @@ class ObjectHost:
                                   error=f"{type(error).__name__}: {error}")
             self._maybe_idle()
             raise errors.remote_copy(error)
-        self.lab.trace.record(self.label, trace.FINISHED, rid, result=short(result))
+        if self.lab.trace.enabled:
+            self.lab.trace.record(self.label, trace.FINISHED, rid, result=short(result))
         self._maybe_idle()
         return result
 

@@ -207,7 +207,7 @@ class RpcMethod:
     def __call__(self, *args: Any, **kwargs: Any) -> Call:
         if kwargs:
             raise TypeError(errors.RPC_NO_KWARGS.format(name=self._name, keys=", ".join(kwargs)))
-        cloned = tuple(values.clone(a) for a in args)
+        cloned = tuple(map(values.clone, args))
         name = self._name
         return self._stub._send("rpc", name,
                                 lambda inst: _rpc_result(do_object.rpc_invoke(inst, name, cloned)))
@@ -243,9 +243,13 @@ class DurableObjectStub:
         self.id = object_id
         self.name = object_id.name
         self._generation: int | None = None
+        self._cached_host: ObjectHost | None = None
 
     def _host(self) -> ObjectHost:
-        return self._binding.host(self.id)
+        host = self._cached_host  # a host outlives its instances; the lab never drops one
+        if host is None:
+            host = self._cached_host = self._binding.host(self.id)
+        return host
 
     def _send(self, kind: str, label: str, invoke: Callable[[Any], Any]) -> Call:
         host = self._host()
@@ -281,7 +285,8 @@ class DurableObjectStub:
     def __getattr__(self, name: str) -> RpcMethod:
         if name.startswith("__") or name.startswith("_repr_") or name.startswith("_ipython"):
             raise AttributeError(name)
-        return RpcMethod(self, name)
+        method = self.__dict__[name] = RpcMethod(self, name)  # next time: a plain attribute
+        return method
 
     def __repr__(self) -> str:
         label = self.name if self.name is not None else self.id.toString()[:12] + "…"
