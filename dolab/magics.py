@@ -51,7 +51,21 @@ def load(ipython: InteractiveShell) -> None:
     magics = DolabMagics(ipython)
     ipython.register_magics(magics)
     current = ipython.user_ns.get("lab")
-    magics.install(current if isinstance(current, Lab) and not current.closed else _open(Lab))
+    magics.install(current if isinstance(current, Lab) and not current.closed else _default())
+
+
+def _default() -> Lab:
+    """The default lab; if another kernel holds its file (two lessons open in class), an
+    in-memory lab instead of an error, so that Run All still works."""
+    try:
+        return Lab()
+    except DatabaseLockedError:
+        print("Note: .dolab/lab.fs is open in another kernel, so this notebook starts with an "
+              "in-memory lab (nothing is kept). %dolab new --name N opens a file of its own.")
+        return Lab(path=None)
+    except (UnsafeDatabaseError, OSError) as error:
+        raise UsageError(f"Could not open the lab: {error}\n(%dolab new --memory opens an "
+                         "in-memory lab.)") from None
 
 
 @magics_class

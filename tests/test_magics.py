@@ -641,3 +641,28 @@ def test_serve_starts_a_server(shell: InteractiveShell,
     assert server.port > 0
     assert f"http://127.0.0.1:{server.port}/" in capsys.readouterr().out
     ok(shell, "await server.close()")
+
+
+def test_load_ext_falls_back_to_memory_when_another_kernel_holds_the_file(
+        ipython: InteractiveShell, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Two lessons open at once in class: the second kernel still gets a working lab."""
+    import subprocess
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c",
+                               "from dolab import Lab; import time; Lab(); print('open', "
+                               "flush=True); time.sleep(30)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        ipython.reset(new_session=False)
+        ipython.extension_manager.loaded.discard("dolab")
+        ok(ipython, "%load_ext dolab")
+        lab = ipython.user_ns["lab"]
+        assert isinstance(lab, Lab) and lab.path is None
+        assert "open in another kernel" in capsys.readouterr().out
+        lab.close()
+    finally:
+        holder.kill()
+        holder.wait()
