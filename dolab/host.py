@@ -177,14 +177,13 @@ class ObjectHost:
         __tracebackhide__ = True
         rid = self.lab.next_request_id()
         tracing = self.lab.trace.enabled  # why: the details cost more than the call itself
-        if tracing:
-            record = self.lab.trace.record
-            record(self.label, trace.QUEUED, rid, type="rpc", method=label,
-                   caller=current_request.get())
         if generation != self.generation:
+            if tracing:
+                self.lab.trace.record(self.label, trace.QUEUED, rid, type="rpc", method=label,
+                                      caller=current_request.get())
             raise errors.remote_copy(self.broken[generation])
         if tracing:
-            record(self.label, trace.DELIVERED, rid, method=label)
+            self.lab.trace.record_delivery(self.label, rid, label, current_request.get())
         self._starting = None
         self.idle_since = None
         if self.mailbox:
@@ -267,7 +266,7 @@ class ObjectHost:
             self._maybe_idle()
             raise errors.remote_copy(error)
         if self.lab.trace.enabled:
-            self.lab.trace.record(self.label, trace.FINISHED, rid, result=short(result))
+            self.lab.trace.record_finished(self.label, rid, short(result))
         self._maybe_idle()
         return result
 
@@ -719,6 +718,9 @@ class _Resume:
 
 def short(value: Any) -> str:
     """A bounded description of a result for the trace (hover text), cheap on the hot path."""
+    kind = type(value)
+    if kind is int or kind is bool or value is None:
+        return repr(value)
     if isinstance(value, _SCALARS):
         return repr(value)
     if isinstance(value, str):

@@ -91,7 +91,9 @@ class Trace:
 
     def __init__(self, clock_now: Callable[[], float], maxlen: int = 100_000) -> None:
         self._now = clock_now
-        self._events: deque[Event] = deque(maxlen=maxlen)
+        # Raw tuples (seq, time, obj, request, kind, detail): an Event is built when read or when
+        # someone listens, which halves the cost of a record on every call's hot path.
+        self._events: deque[tuple[Any, ...]] = deque(maxlen=maxlen)
         self._maxlen = maxlen
         self._seq = 0
         self._listeners: list[Listener] = []
@@ -105,9 +107,41 @@ class Trace:
         events = self._events
         if len(events) == self._maxlen:
             self.dropped += 1
-        event = Event(self._seq, self._now(), obj, request, kind, detail)
-        events.append(event)
+        raw = (self._seq, self._now(), obj, request, kind, detail)
+        events.append(raw)
         if self._listeners:
+            event = Event(*raw)
+            for listener in self._listeners:
+                listener(event)
+
+    def record_delivery(self, obj: str, request: str, method: str, caller: str | None) -> None:
+        """QUEUED then DELIVERED of an event delivered at once (the RPC fast path), in one call:
+        the same two records as ``record`` would make, at less cost per request."""
+        seq, now, events = self._seq, self._now(), self._events
+        self._seq = seq + 2
+        if len(events) >= self._maxlen - 1:
+            self.dropped += 2
+        queued = (seq + 1, now, obj, request, QUEUED, {"type": "rpc", "method": method,
+                                                        "caller": caller})
+        delivered = (seq + 2, now, obj, request, DELIVERED, {"method": method})
+        events.append(queued)
+        events.append(delivered)
+        if self._listeners:
+            for raw in (queued, delivered):
+                event = Event(*raw)
+                for listener in self._listeners:
+                    listener(event)
+
+    def record_finished(self, obj: str, request: str, result: str) -> None:
+        """FINISHED with the result's description: ``record`` without the keyword handling."""
+        self._seq += 1
+        events = self._events
+        if len(events) == self._maxlen:
+            self.dropped += 1
+        raw = (self._seq, self._now(), obj, request, FINISHED, {"result": result})
+        events.append(raw)
+        if self._listeners:
+            event = Event(*raw)
             for listener in self._listeners:
                 listener(event)
 
@@ -122,10 +156,10 @@ class Trace:
     ) -> list[Event]:
         kinds = (kind,) if isinstance(kind, str) else kind
         return [
-            e for e in self._events
-            if (kinds is None or e.kind in kinds)
-            and (obj is None or e.obj == obj)
-            and (request is None or e.request == request)
+            Event(*e) for e in self._events
+            if (kinds is None or e[4] in kinds)
+            and (obj is None or e[2] == obj)
+            and (request is None or e[3] == request)
         ]
 
     def kinds(self, obj: str | None = None, request: str | None = None) -> list[str]:
@@ -138,8 +172,8 @@ class Trace:
     def objects(self) -> list[str]:
         seen: dict[str, None] = {}
         for e in self._events:
-            if e.obj not in ("lab", "worker"):
-                seen.setdefault(e.obj, None)
+            if e[2] not in ("lab", "worker"):
+                seen.setdefault(e[2], None)
         return list(seen)
 
     def clear(self) -> None:
@@ -147,7 +181,7 @@ class Trace:
         self.dropped = 0
 
     def __iter__(self) -> Iterator[Event]:
-        return iter(list(self._events))
+        return iter([Event(*e) for e in self._events])
 
     def __len__(self) -> int:
         return len(self._events)
