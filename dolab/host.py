@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from . import errors, trace
 from .buffer import MISSING, TxnLayer, WriteBuffer
-from .gates import Critical, InputGate, current_critical
+from .gates import MAX_BCW_DEPTH, Critical, InputGate, current_critical
 from .storage import DurableObjectTransaction, Limits, TxnState
 
 if TYPE_CHECKING:
@@ -481,7 +481,7 @@ class ObjectHost:
     def block_concurrency_while(self, callback: Callable[[], Any]) -> asyncio.Task[Any]:
         parent = current_critical.get()
         token = Critical(parent, "blockConcurrencyWhile")
-        if token.depth > 64:
+        if token.depth > MAX_BCW_DEPTH:
             raise RuntimeError(errors.BCW_NESTED)
         self.gate.lock(token)
         self.lab.trace.record(self.label, trace.GATE_BLOCKED, current_request.get(),
@@ -745,8 +745,6 @@ def _visible_name(object_id: DurableObjectId) -> DurableObjectId:
     name = object_id.name
     if name is None or len(name.encode()) <= 1024:
         return object_id
-    from .ids import IdFactory  # noqa: F401  (the id stays equal; only the name is hidden)
-
     hidden = copy.copy(object_id)
     hidden.name = None
     return hidden

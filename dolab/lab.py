@@ -5,12 +5,10 @@ the trace, the group commit and the lifecycle (DESIGN.md §3–§6).
 from __future__ import annotations
 
 import asyncio
-import inspect
 import random
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable
 
 from . import errors, trace as trace_mod
 from .alarms import AlarmScheduler
@@ -343,10 +341,6 @@ class Lab:
                           objects=[h.label for h in moved])
         self.alarms.after_commit(moved)
 
-    async def after_output_gate_async(self, caller: ObjectHost, submit: Callable[[], Any]) -> Any:
-        await self.output_gate.wait(caller.confirmed_epoch)  # why: outgoing calls wait for writes
-        return await submit()
-
     def after_output_gate(self, caller: ObjectHost,
                           submit: Callable[[], asyncio.Future[Any]]) -> asyncio.Future[Any]:
         """An outgoing call from ``caller`` leaves once caller's earlier writes are durable."""
@@ -581,11 +575,6 @@ class Lab:
         return f"<Lab {self.name!r} at {where}, {kind} clock, bindings: {sorted(self.bindings)}>"
 
 
-def _runnable(loop: asyncio.AbstractEventLoop) -> bool:
-    """True when the loop has callbacks ready to run (asyncio keeps them in ``_ready``)."""
-    return bool(getattr(loop, "_ready", ()))
-
-
 def _chain(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:
     if target.done():
         return
@@ -596,6 +585,3 @@ def _chain(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:
     else:
         target.set_result(source.result())
 
-
-def _unused(*_: Iterable[Any]) -> None:
-    del inspect, warnings

@@ -11,9 +11,8 @@ import asyncio
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Callable, Generator
 
-from . import errors, object as do_object, trace, values
-from .gates import current_critical
-from .host import ObjectHost, current_host, current_request
+from . import errors, object as do_object, values
+from .host import ObjectHost, current_host
 from .http import Request, absolute_url
 from .ids import DurableObjectId, IdFactory
 from .storage import Limits
@@ -307,10 +306,3 @@ def _path(url: str) -> str:
     parts = urlsplit(url)
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
-
-def record_external(lab: Lab, host: ObjectHost, kind: str, what: str) -> None:
-    lab.trace.record(host.label, kind, current_request.get(), what=what)
-
-
-__all__ = ["DurableObjectNamespace", "DurableObjectStub", "NamespaceBinding", "Call",
-           "current_critical", "trace"]

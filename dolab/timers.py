@@ -125,11 +125,7 @@ class _Scheduler:
         if host is None:
             await lab.drive(future)
             return
-        await lab.external(host, _gated(host, future), "scheduler.wait")
-
-
-async def _gated(host: ObjectHost, future: asyncio.Future[None]) -> None:
-    await future
+        await lab.external(host, future, "scheduler.wait")
 
 
 Date = _Date()
