@@ -152,7 +152,7 @@ def _takes_argument(handler: Any) -> bool:
 def _stored_id(lab: Lab, binding: NamespaceBinding, id_hex: str) -> Any:
     """The id of a stored object, with its name when the record kept one (trace labels)."""
     record = lab.store.find(binding.key, id_hex)
-    name = None if record is None else record.meta[3]
+    name = None if record is None else record.name
     if name is not None and binding.ids.from_name(name).toString() == id_hex:
         return binding.ids.from_name(name)
     return binding.ids.from_string(id_hex)

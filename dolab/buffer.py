@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 from typing import TYPE_CHECKING, Any, Iterator
 
-from BTrees.OOBTree import OOBucket
+from BTrees.OOBTree import OOBTree, OOBucket
 
 from . import values
 
@@ -77,7 +77,7 @@ def descending(node: Any, low: str | None, high: str | None) -> Iterator[tuple[s
     if isinstance(node, OOBucket):
         yield from reversed(node.items(min=low, max=high, excludemax=high is not None))
         return
-    state = node.__getstate__()  # ((child, key, child, …), first bucket), inline bucket, or None
+    state = OOBTree.__getstate__(node)  # ((child, key, …), first bucket), inline bucket, or None
     if state is None:
         return
     if len(state) == 1 and len(state[0]) == 1 and isinstance(state[0][0], tuple):

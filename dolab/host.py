@@ -634,8 +634,7 @@ class ObjectHost:
             db.commit_turn()
             self._store_sql(record, db.image())
             db.clear_dirty()
-        version = record.meta[0] + 1
-        record.meta = (version, now, self.last_writer, self.id.name)
+        record.kv.meta = (record.kv.meta[0] + 1, now, self.last_writer)
         return True
 
     def _store_sql(self, record: ObjectRecord, image: bytes) -> None:

@@ -322,7 +322,7 @@ class Lab:
         now = self.clock.now()
         try:
             moved = [h for h in hosts if h.flush_into(now)]
-            if self.clock.virtual:
+            if self.clock.virtual and self.store.root.lab_time != now:
                 self.store.root.lab_time = now
             if self.fail_next_commit is not None:
                 failure, self.fail_next_commit = self.fail_next_commit, None
@@ -516,7 +516,7 @@ class Lab:
             record = root.namespaces[stub._binding.key].objects[stub.id.toString()]
             kv = {k: values.decode(v) for k, v in record.kv.items()}
             tables = table_names(record.sql.image) if record.sql is not None else []
-            version, when, request, _ = record.meta
+            version, when, request = record.kv.meta
             return Version(when, request, kv, record.alarm, tables, version)
         finally:
             conn.close()

@@ -10,11 +10,12 @@ Schema (all classes defined here; user values are stored as codec bytes, never a
     NamespaceRecord
       .objects             OOBTree  id hex -> ObjectRecord
     ObjectRecord
-      .kv                  OOBTree  key (str) -> value bytes             code-point order = UTF-8 order
+      .kv                  KvTree  key (str) -> value bytes              code-point order = UTF-8 order
+        .meta              (version, lab time, request id)              rewritten on every commit
+      .name                str | None                                   the name its id came from
       .alarm               float | None                                 lab seconds
       .sql                 SqlImage | None                              sqlite image, own record
-      .sockets             PersistentMapping  socket id -> SocketRecord (hibernation)
-      .meta                (version, lab time, request id, name)        rewritten on every commit
+      .sockets             OOBTree | None  socket id -> SocketRecord    (hibernation; on first use)
     BucketRecord
       .objects             OOBTree  key (str) -> object bytes            an R2-like bucket's data
 
@@ -23,6 +24,12 @@ step (group commit); the one exception is a bucket (an R2-like service of its ow
 commit in their own transaction when they are made (``bucket.py``). Opening admits only the
 classes listed in ``_ADMITTED``: a crafted file that names any other global is refused before
 anything runs.
+
+Each commit of an object's data rewrites one ZODB object when its data fits in one bucket: the
+``KvTree``, which carries the version metadata in its own state (so ``lab.history`` is that
+object's ZODB history) and keeps a small tree's bucket inline. The ``ObjectRecord`` itself is
+rewritten only when the alarm, the SQL image or the socket table is first set. Files of schema 1
+(metadata on the record, sockets in a ``PersistentMapping``) are migrated when opened.
 """
 
 from __future__ import annotations
@@ -38,14 +45,13 @@ import ZODB
 import ZODB.FileStorage
 from BTrees.OOBTree import OOBTree
 from persistent import Persistent
-from persistent.mapping import PersistentMapping
 from ZODB.Connection import Connection
 from ZODB.MappingStorage import MappingStorage
 from ZODB.POSException import StateLoadError
 
 from . import errors
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class LabRoot(Persistent):
@@ -75,14 +81,33 @@ class SocketRecord(Persistent):
         self.auto_response_time: float | None = None
 
 
+Meta = tuple[int, float, "str | None"]  # (version, lab time of the commit, last writing request)
+
+
+class KvTree(OOBTree):
+    """An object's KV data, and the metadata of its latest committed version, in one record."""
+
+    meta: Meta = (0, 0.0, None)  # interior nodes of a large tree keep the default
+
+    def __getstate__(self) -> Any:
+        return (OOBTree.__getstate__(self), self.meta)
+
+    def __setstate__(self, state: Any) -> None:
+        tree, meta = state
+        if not (isinstance(meta, tuple) and len(meta) == 3):
+            raise errors.UnsafeDatabaseError("The lab database holds a malformed object version.")
+        self.meta = meta
+        OOBTree.__setstate__(self, tree)
+
+
 class ObjectRecord(Persistent):
     def __init__(self, name: str | None) -> None:
-        self.kv = OOBTree()
+        self.kv = KvTree()
+        self.name = name
         self.alarm: float | None = None
         self.sql: SqlImage | None = None
-        self.sockets = PersistentMapping()
+        self.sockets: OOBTree | None = None
         self.auto_response: tuple[str, str] | None = None
-        self.meta: tuple[int, float, str | None, str | None] = (0, 0.0, None, name)
 
 
 class BucketRecord(Persistent):
@@ -94,7 +119,7 @@ class BucketRecord(Persistent):
 
 _ADMITTED: dict[str, set[str]] = {
     __name__: {"LabRoot", "NamespaceRecord", "SqlImage", "SocketRecord", "ObjectRecord",
-               "BucketRecord"},
+               "BucketRecord", "KvTree"},
     "persistent.mapping": {"PersistentMapping"},
     "persistent.list": {"PersistentList"},
     "BTrees.OOBTree": {"OOBTree", "OOBucket", "OOSet", "OOTreeSet"},
@@ -183,6 +208,9 @@ class Store:
             self.commit()
         if not isinstance(lab_root, LabRoot):
             raise errors.UnsafeDatabaseError("The lab database's root is not a dolab lab.")
+        if getattr(lab_root, "schema", 1) < SCHEMA_VERSION:
+            _migrate(lab_root)
+            self.commit("dolab: schema 2")
         return lab_root
 
     # ---- records -------------------------------------------------------------------------------
@@ -241,10 +269,11 @@ class Store:
         self._tm.begin()
 
     def history(self, record: ObjectRecord, size: int = 1000) -> list[dict[str, Any]]:
-        """Committed revisions of one object record, oldest first (ZODB keeps them until packed)."""
-        if record._p_oid is None:
+        """Committed versions of one object (its ``KvTree``'s revisions), oldest first; ZODB
+        keeps them until packed."""
+        if record.kv._p_oid is None:
             return []
-        return list(reversed(self.db.storage.history(record._p_oid, size=size)))
+        return list(reversed(self.db.storage.history(record.kv._p_oid, size=size)))
 
     def at(self, tid: bytes) -> Any:
         """A read-only historical connection at transaction ``tid``; close it when done."""
@@ -261,6 +290,24 @@ class Store:
         finally:
             self._conn.close()
             self.db.close()
+
+
+def _migrate(root: LabRoot) -> None:
+    """Schema 1 → 2: metadata moves from the record into its ``KvTree``, sockets into an OOBTree.
+    The data is kept; ``lab.history`` starts again at the migration (older versions stay in the
+    file until packed)."""
+    for ns in root.namespaces.values():
+        for record in ns.objects.values():
+            version, when, request, name = record.meta
+            del record.meta
+            kv = KvTree()
+            kv.update(record.kv)
+            kv.meta = (version, when, request)
+            record.kv, record.name = kv, name
+            old = record.sockets
+            record.sockets = OOBTree(dict(old)) if old is not None and len(old) else None
+            record._p_changed = True
+    root.schema = SCHEMA_VERSION
 
 
 def _drop_unsafe_index(index: str) -> None:

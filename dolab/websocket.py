@@ -734,7 +734,7 @@ class SocketRegistry:
     def _drop_stale(self) -> None:
         """Records left by a closed lab: their connections died with it, so they are deleted."""
         record = self.host.record
-        if record is None or not len(record.sockets):
+        if record is None or record.sockets is None or not len(record.sockets):
             return
         for sid in list(record.sockets):
             self.pending[sid] = None
@@ -772,7 +772,7 @@ class SocketRegistry:
         if sid in self.pending:
             return self.pending[sid] or _NOTHING_SAVED
         record = self.host.record
-        rec = None if record is None else record.sockets.get(sid)
+        rec = None if record is None or record.sockets is None else record.sockets.get(sid)
         if rec is None:
             return _NOTHING_SAVED
         return Saved(tuple(rec.tags), rec.attachment, rec.auto_response_time)
@@ -796,12 +796,17 @@ class SocketRegistry:
     def apply(self, record: ObjectRecord) -> bool:
         """Move pending socket changes into ``record`` (inside the flush). True if the object's
         own record changed (the auto-response), not just its socket records."""
+        from BTrees.OOBTree import OOBTree
+
         from .store import SocketRecord
 
         for sid, saved in self.pending.items():
             if saved is None:
-                record.sockets.pop(sid, None)
+                if record.sockets is not None:
+                    record.sockets.pop(sid, None)
                 continue
+            if record.sockets is None:
+                record.sockets = OOBTree()  # an OOBTree: an accept rewrites one bucket, not all
             rec = record.sockets.get(sid)
             if rec is None:
                 rec = record.sockets[sid] = SocketRecord(saved.tags, saved.attachment)

@@ -381,7 +381,8 @@ async def test_client_close_4001_bye_and_a_dropped_client(chat: Lab) -> None:  #
     assert [(e.detail["socket"], e.detail["code"], e.detail["by"]) for e in closes] == [
         ("ws1", 4001, "client"), ("ws1", 4001, "runtime"), ("ws2", 1006, "client")]
     assert await room(chat).sockets() == 0
-    assert chat.store.find(chat.bindings["ROOMS"].key, room(chat).id.toString()).sockets == {}
+    record = chat.store.find(chat.bindings["ROOMS"].key, room(chat).id.toString())
+    assert list(record.sockets.items()) == []
 
 
 async def test_server_close_reaches_the_client_and_the_reply_reaches_webSocketClose(
