@@ -20,7 +20,7 @@ import inspect
 from collections import deque
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from . import errors, trace
+from . import errors, trace, values
 from .buffer import MISSING, TxnLayer, WriteBuffer
 from .gates import MAX_BCW_DEPTH, Critical, InputGate, current_critical
 from .storage import DurableObjectTransaction, Limits, TxnState
@@ -171,7 +171,8 @@ class ObjectHost:
         self._pump()
         return future
 
-    async def run_inline(self, label: str, invoke: Callable[[Any], Any], generation: int) -> Any:
+    async def run_inline(self, kind: str, label: str, invoke: Callable[[Any], Any],
+                         generation: int) -> Any:
         """Deliver an event in the awaiting task itself: same gates, trace and errors as ``_run``,
         without a task and a future per call."""
         __tracebackhide__ = True
@@ -179,11 +180,11 @@ class ObjectHost:
         tracing = self.lab.trace.enabled  # why: the details cost more than the call itself
         if generation != self.generation:
             if tracing:
-                self.lab.trace.record(self.label, trace.QUEUED, rid, type="rpc", method=label,
+                self.lab.trace.record(self.label, trace.QUEUED, rid, type=kind, method=label,
                                       caller=current_request.get())
             raise errors.remote_copy(self.broken[generation])
-        if tracing:
-            self.lab.trace.record_delivery(self.label, rid, label, current_request.get())
+        delivery = self.lab.trace.record_delivery(
+            self.label, rid, kind, label, current_request.get()) if tracing else None
         self._starting = None
         self.idle_since = None
         if self.mailbox:
@@ -199,6 +200,8 @@ class ObjectHost:
                 result = _as_coroutine(result)
             if type(result) is CoroutineType:
                 result, pending = _first_step(result, rid, self)
+            if kind == "rpc" and pending is None:
+                result = values.clone(result)  # why: RPC passes copies (structured clone)
         except DurableObjectAbort:
             error = self.broken.get(generation, errors.DurableObjectReset(errors.INSTANCE_GONE))
         except BaseException as exc:
@@ -209,9 +212,15 @@ class ObjectHost:
             current_host.reset(tokens[0])
         if pending is not None:
             result, error = await self._await_own_task(pending, generation)
+            if kind == "rpc" and error is None:
+                try:
+                    result = values.clone(result)
+                except BaseException as exc:
+                    error = exc
         if not self.lab.output_gate.durable(self.confirmed_epoch):
             await self._inline_hold(rid, generation)  # a coroutine only when there is a wait
-        return self._inline_result(rid, result if error is None else None, error, generation)
+        return self._inline_result(rid, result if error is None else None, error, generation,
+                                   delivery)
 
     async def _await_own_task(self, task: asyncio.Task[Any], generation: int
                               ) -> tuple[Any, BaseException | None]:
@@ -255,7 +264,7 @@ class ObjectHost:
                 self.lab.trace.record(self.label, trace.RELEASED, rid)
 
     def _inline_result(self, rid: str, result: Any, error: BaseException | None,
-                       generation: int) -> Any:
+                       generation: int, delivery: tuple[Any, ...] | None) -> Any:
         __tracebackhide__ = True
         self.inflight.pop(rid, None)
         if generation != self.generation:
@@ -266,7 +275,7 @@ class ObjectHost:
             self._maybe_idle()
             raise errors.remote_copy(error)
         if self.lab.trace.enabled:
-            self.lab.trace.record_finished(self.label, rid, short(result))
+            self.lab.trace.record_finished(self.label, rid, short(result), delivery)
         self._maybe_idle()
         return result
 
@@ -310,6 +319,8 @@ class ObjectHost:
             result = event.invoke(instance)
             if inspect.isawaitable(result):
                 result = await result
+            if event.kind == "rpc":
+                result = values.clone(result)  # why: RPC passes copies (structured clone)
         except DurableObjectAbort:
             return  # the reset already failed this event
         except asyncio.CancelledError:

@@ -57,10 +57,16 @@ def _lookup(cls: type, name: str) -> Any:
     return attr
 
 
+_callable: dict[tuple[type, str], bool] = {}
+
+
 def rpc_invoke(instance: Any, name: str, args: tuple[Any, ...]) -> Any:
     """Call method ``name`` (B17–B19): functions run, anything else is "not a function"."""
-    attr = rpc_member(type(instance), name)
-    if not inspect.isfunction(attr):
+    key = (type(instance), name)
+    is_function = _callable.get(key)
+    if is_function is None:
+        is_function = _callable[key] = inspect.isfunction(rpc_member(key[0], name))
+    if not is_function:
         raise TypeError(errors.RPC_NOT_FUNCTION.format(name=name))
     return getattr(instance, name)(*args)
 

@@ -11,7 +11,9 @@ record ``(seq, time, obj, request, kind, detail)``:
 - ``kind``    — one of the ``KINDS`` below
 - ``detail``  — a small dict (method name, keys written, error text…)
 
-The buffer is a ring (``maxlen``, default 100,000 events); ``dropped`` counts what fell out.
+The buffer is a ring of ``maxlen`` records (default 100,000); ``dropped`` counts the events that fell
+out. A record is one event, except that an inline call which recorded nothing else while it ran is
+kept as one record for its three events (queued, delivered, finished).
 """
 
 from __future__ import annotations
@@ -85,6 +87,23 @@ class Event:
 
 Listener = Callable[[Event], None]
 
+# An inline call (host.run_inline) that runs to completion without recording anything else is
+# stored as one record instead of three: (seq, time, obj, request, _INLINE, type, method, caller)
+# holds its QUEUED and DELIVERED events (seq, seq + 1), and _INLINE_DONE adds (finished time,
+# result) for its FINISHED event (seq + 2). Readers see the three ordinary events (``_expand``).
+_INLINE = "inline"
+_INLINE_DONE = "inline-done"
+_SIZES = {_INLINE: 2, _INLINE_DONE: 3}
+
+
+def _expand(raw: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    seq, when, obj, request, kind, type_, method, caller = raw[:8]
+    events = [(seq, when, obj, request, QUEUED, {"type": type_, "method": method, "caller": caller}),
+              (seq + 1, when, obj, request, DELIVERED, {"method": method})]
+    if kind == _INLINE_DONE:
+        events.append((seq + 2, raw[8], obj, request, FINISHED, {"result": raw[9]}))
+    return events
+
 
 class Trace:
     """A bounded, ordered record of lab events with a small query API."""
@@ -94,51 +113,50 @@ class Trace:
         # Raw tuples (seq, time, obj, request, kind, detail): an Event is built when read or when
         # someone listens, which halves the cost of a record on every call's hot path.
         self._events: deque[tuple[Any, ...]] = deque(maxlen=maxlen)
-        self._maxlen = maxlen
         self._seq = 0
         self._listeners: list[Listener] = []
         self.enabled = True
-        self.dropped = 0
+        self._base = 0  # the last seq before the latest clear()
 
     def record(self, obj: str, kind: str, request: str | None = None, **detail: Any) -> None:
         if not self.enabled:
             return
         self._seq += 1
-        events = self._events
-        if len(events) == self._maxlen:
-            self.dropped += 1
         raw = (self._seq, self._now(), obj, request, kind, detail)
-        events.append(raw)
+        self._events.append(raw)
         if self._listeners:
             event = Event(*raw)
             for listener in self._listeners:
                 listener(event)
 
-    def record_delivery(self, obj: str, request: str, method: str, caller: str | None) -> None:
-        """QUEUED then DELIVERED of an event delivered at once (the RPC fast path), in one call:
-        the same two records as ``record`` would make, at less cost per request."""
-        seq, now, events = self._seq, self._now(), self._events
-        self._seq = seq + 2
-        if len(events) >= self._maxlen - 1:
-            self.dropped += 2
-        queued = (seq + 1, now, obj, request, QUEUED, {"type": "rpc", "method": method,
-                                                        "caller": caller})
-        delivered = (seq + 2, now, obj, request, DELIVERED, {"method": method})
-        events.append(queued)
-        events.append(delivered)
-        if self._listeners:
-            for raw in (queued, delivered):
-                event = Event(*raw)
-                for listener in self._listeners:
-                    listener(event)
+    def record_delivery(self, obj: str, request: str, kind: str, method: str,
+                        caller: str | None) -> tuple[Any, ...] | None:
+        """QUEUED then DELIVERED of an event delivered at once (the RPC fast path), stored as one
+        record; pass what it returns to ``record_finished``."""
+        if self._listeners:  # why: listeners see events as they happen, so make them now
+            self.record(obj, QUEUED, request, type=kind, method=method, caller=caller)
+            self.record(obj, DELIVERED, request, method=method)
+            return None
+        seq = self._seq + 1
+        self._seq = seq + 1
+        raw = (seq, self._now(), obj, request, _INLINE, kind, method, caller)
+        self._events.append(raw)
+        return raw
 
-    def record_finished(self, obj: str, request: str, result: str) -> None:
-        """FINISHED with the result's description: ``record`` without the keyword handling."""
-        self._seq += 1
+    def record_finished(self, obj: str, request: str, result: str,
+                        delivery: tuple[Any, ...] | None = None) -> None:
+        """FINISHED with the result's description. When nothing was recorded since ``delivery``
+        (a handler that neither suspended nor touched storage), the three events of the call
+        become one record."""
         events = self._events
-        if len(events) == self._maxlen:
-            self.dropped += 1
-        raw = (self._seq, self._now(), obj, request, FINISHED, {"result": result})
+        seq = self._seq + 1
+        self._seq = seq
+        if delivery is not None and seq == delivery[0] + 2 and events and events[-1] is delivery:
+            d = delivery
+            events[-1] = (d[0], d[1], obj, request, _INLINE_DONE, d[5], d[6], d[7], self._now(),
+                          result)
+            return
+        raw = (seq, self._now(), obj, request, FINISHED, {"result": result})
         events.append(raw)
         if self._listeners:
             event = Event(*raw)
@@ -156,7 +174,7 @@ class Trace:
     ) -> list[Event]:
         kinds = (kind,) if isinstance(kind, str) else kind
         return [
-            Event(*e) for e in self._events
+            Event(*e) for e in self._raw()
             if (kinds is None or e[4] in kinds)
             and (obj is None or e[2] == obj)
             and (request is None or e[3] == request)
@@ -178,13 +196,26 @@ class Trace:
 
     def clear(self) -> None:
         self._events.clear()
-        self.dropped = 0
+        self._base = self._seq
+
+    @property
+    def dropped(self) -> int:
+        """Events that fell out of the ring since the last ``clear`` (one seq per event)."""
+        return self._seq - self._base - len(self)
 
     def __iter__(self) -> Iterator[Event]:
-        return iter([Event(*e) for e in self._events])
+        return iter([Event(*e) for e in self._raw()])
 
     def __len__(self) -> int:
-        return len(self._events)
+        return sum(_SIZES.get(e[4], 1) for e in self._events)
+
+    def _raw(self) -> Iterator[tuple[Any, ...]]:
+        """Every event as a raw tuple, in order, with the inline calls' records expanded."""
+        for raw in self._events:
+            if raw[4] in _SIZES:
+                yield from _expand(raw)
+            else:
+                yield raw
 
     def __repr__(self) -> str:
         return f"<Trace {len(self._events)} events, {len(self.objects())} objects>"
