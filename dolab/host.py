@@ -176,14 +176,15 @@ class ObjectHost:
         """Deliver an event in the awaiting task itself: same gates, trace and errors as ``_run``,
         without a task and a future per call."""
         __tracebackhide__ = True
-        rid = self.lab.next_request_id()
-        tracing = self.lab.trace.enabled  # why: the details cost more than the call itself
+        lab = self.lab
+        rid = lab.next_request_id()
+        tracing = lab.trace.enabled  # why: the details cost more than the call itself
         if generation != self.generation:
             if tracing:
-                self.lab.trace.record(self.label, trace.QUEUED, rid, type=kind, method=label,
-                                      caller=current_request.get())
+                lab.trace.record(self.label, trace.QUEUED, rid, type=kind, method=label,
+                                 caller=current_request.get())
             raise errors.remote_copy(self.broken[generation])
-        delivery = self.lab.trace.record_delivery(
+        delivery = lab.trace.record_delivery(
             self.label, rid, kind, label, current_request.get()) if tracing else None
         self._starting = None
         self.idle_since = None
@@ -199,7 +200,12 @@ class ObjectHost:
                     not isinstance(result, _SCALARS) and inspect.isawaitable(result)):
                 result = _as_coroutine(result)
             if type(result) is CoroutineType:
-                result, pending = _first_step(result, rid, self)
+                try:  # the first step runs here: most handlers never suspend
+                    yielded = result.send(None)
+                except StopIteration as stop:
+                    result = stop.value
+                else:
+                    pending = self._own_task(result, yielded, rid)
             if kind == "rpc" and pending is None:
                 result = values.clone(result)  # why: RPC passes copies (structured clone)
         except DurableObjectAbort:
@@ -217,10 +223,20 @@ class ObjectHost:
                     result = values.clone(result)
                 except BaseException as exc:
                     error = exc
-        if not self.lab.output_gate.durable(self.confirmed_epoch):
+        if not lab.output_gate.durable(self.confirmed_epoch):
             await self._inline_hold(rid, generation)  # a coroutine only when there is a wait
         return self._inline_result(rid, result if error is None else None, error, generation,
                                    delivery)
+
+    def _own_task(self, coro: Any, yielded: Any, rid: str) -> asyncio.Task[Any]:
+        """The handler suspended after its first step (run in the caller's task): the rest runs
+        in a task of its own, in the handler's context, so that cancelling the caller cannot cut
+        it short."""
+        task = asyncio.get_running_loop().create_task(_Resume(coro, yielded).run(),
+                                                      context=contextvars.copy_context())
+        self.inflight[rid] = task  # type: ignore[assignment]
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return task
 
     async def _await_own_task(self, task: asyncio.Task[Any], generation: int
                               ) -> tuple[Any, BaseException | None]:
@@ -680,21 +696,6 @@ _SCALARS = (int, float, bool, type(None))
 
 async def _as_coroutine(awaitable: Any) -> Any:
     return await awaitable
-
-
-def _first_step(coro: Any, rid: str, host: ObjectHost) -> tuple[Any, asyncio.Task[Any] | None]:
-    """Run a handler up to its first suspension in the caller's task (the fast path: most
-    handlers never suspend). If it suspends, hand the rest to a task of its own, in the handler's
-    context, so that cancelling the caller cannot cut it short."""
-    try:
-        yielded = coro.send(None)
-    except StopIteration as stop:
-        return stop.value, None
-    task = asyncio.get_running_loop().create_task(_Resume(coro, yielded).run(),
-                                                  context=contextvars.copy_context())
-    host.inflight[rid] = task  # type: ignore[assignment]
-    task.add_done_callback(lambda t: t.cancelled() or t.exception())
-    return None, task
 
 
 class _Resume:

@@ -443,3 +443,45 @@ async def test_a_caller_that_gives_up_on_a_queued_call_leaves_it_whole(lab: Lab)
     await lab.advance(1)
     assert lab.storage_of(stub) == {"started": True, "finished": True}
     assert lab.trace.kinds(obj="S:b")[-1] == trace.FINISHED
+
+
+class Keeper(DurableObject):
+    def __init__(self, ctx, env):
+        super().__init__(ctx, env)
+        self.items = [1, 2]
+
+    async def kept(self, suspend):
+        if suspend:
+            await asyncio.sleep(0)
+        return self.items
+
+    async def unclonable(self, suspend):
+        if suspend:
+            await asyncio.sleep(0)
+        return lambda: None
+
+
+@pytest.mark.parametrize("path", ["inline", "suspended", "mailbox"])
+async def test_an_rpc_result_is_a_copy_on_every_delivery_path(path) -> None:
+    """Inline (idle object), inline then its own task (the handler suspends), and the mailbox
+    (calls started together): the caller gets a copy, an unclonable result is DataCloneError."""
+    from dolab.errors import DataCloneError
+
+    lab = Lab(path=None, clock="virtual")
+    lab.bind("K", Keeper)
+    stub = lab.env.K.getByName("k")
+    await stub.kept(False)  # constructed: the next idle call takes the fast path
+    suspend = path == "suspended"
+    if path == "mailbox":
+        mine, _ = await asyncio.gather(stub.kept(suspend), stub.kept(suspend))
+    else:
+        mine = await stub.kept(suspend)
+    mine.append(3)
+    assert await stub.kept(False) == [1, 2]
+    with pytest.raises(DataCloneError, match="could not be cloned"):
+        if path == "mailbox":
+            await asyncio.gather(stub.unclonable(suspend), stub.kept(suspend))
+        else:
+            await stub.unclonable(suspend)
+    assert await stub.kept(False) == [1, 2]  # an error, not a reset (B21)
+    assert lab.trace.events(trace.ERROR)[-1].detail["error"].startswith("DataCloneError")
