@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import copy
+from asyncio import current_task as _current_task
+from asyncio.tasks import _enter_task, _leave_task  # type: ignore[attr-defined]
 from types import CoroutineType
 import inspect
 from collections import deque
@@ -85,6 +87,7 @@ class ObjectHost:
         self._pumping = False
         self._starting: Event | None = None
         self.keepalive = 0          # waitUntil promises, standard-API sockets, outbound calls
+        self._standin = _Standin()  # current_task() during an inline first step (run_inline)
         self.idle_since: float | None = None
         self.idle_timer: Any = None
         self.alarm_timer: Any = None
@@ -200,12 +203,22 @@ class ObjectHost:
                     not isinstance(result, _SCALARS) and inspect.isawaitable(result)):
                 result = _as_coroutine(result)
             if type(result) is CoroutineType:
+                standin, loop = self._standin, asyncio.get_running_loop()
+                caller_task = _current_task(loop)
+                if caller_task is not None:
+                    _leave_task(loop, caller_task)
+                _enter_task(loop, standin)
                 try:  # the first step runs here: most handlers never suspend
                     yielded = result.send(None)
                 except StopIteration as stop:
                     result = stop.value
                 else:
-                    pending = self._own_task(result, yielded, rid)
+                    pending = standin.task = self._own_task(result, yielded, rid)
+                    self._standin = _Standin()  # why: that one now stands for the new task
+                finally:
+                    _leave_task(loop, standin)
+                    if caller_task is not None:
+                        _enter_task(loop, caller_task)
             if kind == "rpc" and pending is None:
                 result = values.clone(result)  # why: RPC passes copies (structured clone)
         except DurableObjectAbort:
@@ -225,8 +238,13 @@ class ObjectHost:
                     error = exc
         if not lab.output_gate.durable(self.confirmed_epoch):
             await self._inline_hold(rid, generation)  # a coroutine only when there is a wait
-        return self._inline_result(rid, result if error is None else None, error, generation,
-                                   delivery)
+        if error is not None or generation != self.generation:
+            self._inline_error(rid, error, generation)
+        self.inflight.pop(rid, None)
+        if lab.trace.enabled:
+            lab.trace.record_finished(self.label, rid, short(result), delivery)
+        self._maybe_idle()
+        return result
 
     def _own_task(self, coro: Any, yielded: Any, rid: str) -> asyncio.Task[Any]:
         """The handler suspended after its first step (run in the caller's task): the rest runs
@@ -279,21 +297,16 @@ class ObjectHost:
             else:
                 self.lab.trace.record(self.label, trace.RELEASED, rid)
 
-    def _inline_result(self, rid: str, result: Any, error: BaseException | None,
-                       generation: int, delivery: tuple[Any, ...] | None) -> Any:
+    def _inline_error(self, rid: str, error: BaseException | None, generation: int) -> None:
         __tracebackhide__ = True
         self.inflight.pop(rid, None)
         if generation != self.generation:
             error = self.broken[generation]
-        if error is not None:
-            self.lab.trace.record(self.label, trace.ERROR, rid,
-                                  error=f"{type(error).__name__}: {error}")
-            self._maybe_idle()
-            raise errors.remote_copy(error)
-        if self.lab.trace.enabled:
-            self.lab.trace.record_finished(self.label, rid, short(result), delivery)
+        assert error is not None
+        self.lab.trace.record(self.label, trace.ERROR, rid,
+                              error=f"{type(error).__name__}: {error}")
         self._maybe_idle()
-        return result
+        raise errors.remote_copy(error)
 
     def _pump(self) -> None:
         if self._pumping:
@@ -466,7 +479,8 @@ class ObjectHost:
         return bool(self.mailbox or self.inflight or self.gate.locked or self.keepalive)
 
     def _maybe_idle(self) -> None:
-        if self.instance is None or self.busy:
+        if (self.instance is None or self.mailbox or self.inflight or self.gate.locked
+                or self.keepalive):  # why: self.busy, spelled out on every call's path
             return
         self.idle_since = self.lab.clock.now()
         if self.idle_timer is not None:
@@ -696,6 +710,36 @@ _SCALARS = (int, float, bool, type(None))
 
 async def _as_coroutine(awaitable: Any) -> Any:
     return await awaitable
+
+
+class _Standin:
+    """``asyncio.current_task()`` while a handler's first step runs in the caller's task.
+
+    A handler is a task of its own on Cloudflare, so ``asyncio.timeout`` or a ``TaskGroup`` it
+    opens before its first ``await`` must act on the handler, not on its caller. The stand-in
+    is the current task during the first step (``run_inline`` switches to it with
+    ``asyncio.tasks._enter_task``/``_leave_task``, as asyncio's own tasks do); if the handler
+    suspends, it forwards to the task the handler goes on in (``ObjectHost._own_task``). Python
+    3.12's eager tasks would do the same at the cost of a task per call; this runs on 3.11 too."""
+
+    __slots__ = ("task",)
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[Any] | None = None
+
+    def cancel(self, msg: Any = None) -> bool:
+        return self.task is not None and self.task.cancel(msg)
+
+    def uncancel(self) -> int:
+        return 0 if self.task is None else self.task.uncancel()
+
+    def cancelling(self) -> int:
+        return 0 if self.task is None else self.task.cancelling()
+
+    def __getattr__(self, name: str) -> Any:
+        if self.task is None:
+            raise AttributeError(f"{name}: the handler finished without suspending")
+        return getattr(self.task, name)
 
 
 class _Resume:

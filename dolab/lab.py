@@ -111,7 +111,7 @@ class Lab:
         self.store = Store(self.path)
         start = self.store.root.lab_time if clock == "virtual" else None
         self.clock: LabClock = make_clock(clock, start)
-        self.trace = Trace(self.clock.now, trace_limit)
+        self.trace = Trace(self.clock, trace_limit)
         self.output_gate = OutputGate()
         self.id_rng = seeded_rng(seed) if self.clock.virtual else None
         self._rng = random.Random(seed)

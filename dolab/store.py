@@ -10,7 +10,7 @@ Schema (all classes defined here; user values are stored as codec bytes, never a
     NamespaceRecord
       .objects             OOBTree  id hex -> ObjectRecord
     ObjectRecord
-      .kv                  KvTree  key (str) -> value bytes              code-point order = UTF-8 order
+      .kv                  KvTree  key (str) -> value bytes              in code-point order
         .meta              (version, lab time, request id)              rewritten on every commit
       .name                str | None                                   the name its id came from
       .alarm               float | None                                 lab seconds

@@ -11,9 +11,9 @@ record ``(seq, time, obj, request, kind, detail)``:
 - ``kind``    — one of the ``KINDS`` below
 - ``detail``  — a small dict (method name, keys written, error text…)
 
-The buffer is a ring of ``maxlen`` records (default 100,000); ``dropped`` counts the events that fell
-out. A record is one event, except that an inline call which recorded nothing else while it ran is
-kept as one record for its three events (queued, delivered, finished).
+The buffer is a ring of ``maxlen`` records (default 100,000); ``dropped`` counts the events that
+fell out. A record is one event, except that an inline call which recorded nothing else while it
+ran is kept as one record for its three events (queued, delivered, finished).
 """
 
 from __future__ import annotations
@@ -98,18 +98,30 @@ _SIZES = {_INLINE: 2, _INLINE_DONE: 3}
 
 def _expand(raw: tuple[Any, ...]) -> list[tuple[Any, ...]]:
     seq, when, obj, request, kind, type_, method, caller = raw[:8]
-    events = [(seq, when, obj, request, QUEUED, {"type": type_, "method": method, "caller": caller}),
+    queued = {"type": type_, "method": method, "caller": caller}
+    events = [(seq, when, obj, request, QUEUED, queued),
               (seq + 1, when, obj, request, DELIVERED, {"method": method})]
     if kind == _INLINE_DONE:
         events.append((seq + 2, raw[8], obj, request, FINISHED, {"result": raw[9]}))
     return events
 
 
+class _Fixed:
+    """A plain function as a clock."""
+
+    __slots__ = ("now",)
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self.now = now
+
+
 class Trace:
     """A bounded, ordered record of lab events with a small query API."""
 
-    def __init__(self, clock_now: Callable[[], float], maxlen: int = 100_000) -> None:
-        self._now = clock_now
+    def __init__(self, clock: Any, maxlen: int = 100_000) -> None:
+        """``clock`` is the lab's clock (read as ``clock.now()`` on every record, so a clock may
+        swap its ``now`` for a faster one), or a function returning the time (tests)."""
+        self._clock = clock if hasattr(clock, "now") else _Fixed(clock)
         # Raw tuples (seq, time, obj, request, kind, detail): an Event is built when read or when
         # someone listens, which halves the cost of a record on every call's hot path.
         self._events: deque[tuple[Any, ...]] = deque(maxlen=maxlen)
@@ -122,7 +134,7 @@ class Trace:
         if not self.enabled:
             return
         self._seq += 1
-        raw = (self._seq, self._now(), obj, request, kind, detail)
+        raw = (self._seq, self._clock.now(), obj, request, kind, detail)
         self._events.append(raw)
         if self._listeners:
             event = Event(*raw)
@@ -139,7 +151,7 @@ class Trace:
             return None
         seq = self._seq + 1
         self._seq = seq + 1
-        raw = (seq, self._now(), obj, request, _INLINE, kind, method, caller)
+        raw = (seq, self._clock.now(), obj, request, _INLINE, kind, method, caller)
         self._events.append(raw)
         return raw
 
@@ -152,11 +164,10 @@ class Trace:
         seq = self._seq + 1
         self._seq = seq
         if delivery is not None and seq == delivery[0] + 2 and events and events[-1] is delivery:
-            d = delivery
-            events[-1] = (d[0], d[1], obj, request, _INLINE_DONE, d[5], d[6], d[7], self._now(),
-                          result)
+            d, now = delivery, self._clock.now()
+            events[-1] = (d[0], d[1], obj, request, _INLINE_DONE, d[5], d[6], d[7], now, result)
             return
-        raw = (seq, self._now(), obj, request, FINISHED, {"result": result})
+        raw = (seq, self._clock.now(), obj, request, FINISHED, {"result": result})
         events.append(raw)
         if self._listeners:
             event = Event(*raw)

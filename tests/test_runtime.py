@@ -485,3 +485,62 @@ async def test_an_rpc_result_is_a_copy_on_every_delivery_path(path) -> None:
             await stub.unclonable(suspend)
     assert await stub.kept(False) == [1, 2]  # an error, not a reset (B21)
     assert lab.trace.events(trace.ERROR)[-1].detail["error"].startswith("DataCloneError")
+
+
+class OwnTask(DurableObject):
+    """Handlers that rely on being a task of their own from their first line (as on Cloudflare),
+    though the fast path runs their first step in the caller's task."""
+
+    async def slow_with_deadline(self):
+        try:
+            async with asyncio.timeout(5):  # opened before the first await
+                await asyncio.sleep(60)
+        except TimeoutError:
+            return "the handler's deadline fired"
+        return "slept"
+
+    async def group_with_a_failure(self):
+        async def fails():
+            await asyncio.sleep(1)
+            raise ValueError("child failed")
+
+        try:
+            async with asyncio.TaskGroup() as group:  # its parent task is the handler
+                group.create_task(fails())
+                await asyncio.sleep(60)
+        except ExceptionGroup as caught:
+            return [str(e) for e in caught.exceptions]
+        return "no failure"
+
+    async def fast_deadline(self):
+        async with asyncio.timeout(5):
+            return "done before any await"
+
+
+async def _constructed(lab: Lab, name: str):
+    lab.bind("O", OwnTask)
+    stub = lab.env.O.getByName(name)
+    await lab.run_in(stub, lambda instance, ctx: None)  # constructed: the next call is inline
+    return stub
+
+
+async def test_a_timeout_opened_before_the_first_await_acts_on_the_handler(lab: Lab) -> None:
+    stub = await _constructed(lab, "a")
+    started = lab.now()
+    assert await stub.slow_with_deadline() == "the handler's deadline fired"
+    assert lab.now() - started == pytest.approx(5, abs=1e-3)
+    assert not asyncio.current_task().cancelling()  # the caller was never cancelled
+
+
+async def test_a_task_group_opened_before_the_first_await_belongs_to_the_handler(lab: Lab) -> None:
+    stub = await _constructed(lab, "b")
+    assert await stub.group_with_a_failure() == ["child failed"]
+    assert not asyncio.current_task().cancelling()
+
+
+async def test_a_handler_that_never_suspends_keeps_the_fast_path(lab: Lab) -> None:
+    stub = await _constructed(lab, "c")
+    me = asyncio.current_task()
+    assert await stub.fast_deadline() == "done before any await"
+    assert asyncio.current_task() is me  # the caller's task is current again
+    assert await stub.slow_with_deadline() == "the handler's deadline fired"  # and again after
