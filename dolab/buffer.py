@@ -102,6 +102,8 @@ def descending(node: Any, low: str | None, high: str | None) -> Iterator[tuple[s
 class WriteBuffer:
     """The host's layer: pending writes, a pending deleteAll, a pending alarm change."""
 
+    __slots__ = ("host", "pending", "cleared", "alarm_pending", "sql_cleared")
+
     def __init__(self, host: ObjectHost) -> None:
         self.host = host
         self.pending: Pending = {}

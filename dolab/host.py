@@ -63,6 +63,14 @@ class Event:
 
 
 class ObjectHost:
+    # why: the lab keeps one host per object ever used (B23 needs its broken generations), so a
+    # host should be small: slots save its __dict__ (about a third of its memory)
+    __slots__ = ("binding", "lab", "id", "hex", "label", "generation", "incarnation", "broken",
+                 "instance", "ctx", "construct_id", "abort_alarm_retry", "mailbox", "inflight",
+                 "gate", "buffer", "confirmed_epoch", "last_writer", "_record", "_sql", "_pumping",
+                 "_starting", "keepalive", "_standin", "idle_since", "idle_timer", "alarm_timer",
+                 "alarm_running", "alarm_dirty", "reset_hooks", "evict_hooks", "sockets")
+
     def __init__(self, binding: NamespaceBinding, object_id: DurableObjectId) -> None:
         self.binding = binding
         self.lab = binding.lab
