@@ -4,7 +4,7 @@ Each workload is the one its benchmark times. With pyinstrument installed
 (``.venv/bin/pip install pyinstrument``) the call tree is printed; ``--cprofile`` prints the
 stdlib profiler's top functions by own time instead.
 
-Run: ``.venv/bin/python bench/profile_paths.py rpc|rpc-trace|durable|durable-many|fetch|ws
+Run: ``.venv/bin/python bench/profile_paths.py rpc|rpc-trace|durable|durable-many|fetch|ws|ws-trace
 [--cprofile]``
 """
 
@@ -103,12 +103,13 @@ async def fetch() -> Callable[[], Awaitable[None]]:
     return work
 
 
-async def ws() -> Callable[[], Awaitable[None]]:
+async def ws(trace: bool) -> Callable[[], Awaitable[None]]:
     lab = Lab(path=None, clock="real")
     lab.bind("ROOM", Room)
     lab.worker(Front)
     lab.trace.enabled = False
     clients = [await lab.connect("ws://w/room") for _ in range(1000)]
+    lab.trace.enabled = trace
 
     async def work() -> None:
         for i in range(20):
@@ -124,7 +125,8 @@ WORKLOADS: dict[str, Callable[[], Awaitable[Callable[[], Awaitable[None]]]]] = {
     "durable": lambda: durable(1, 1, 1_000),
     "durable-many": lambda: durable(100, 100, 5),
     "fetch": fetch,
-    "ws": ws,
+    "ws": lambda: ws(False),
+    "ws-trace": lambda: ws(True),
 }
 
 

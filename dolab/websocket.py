@@ -594,10 +594,16 @@ class SocketEnd:
         elif isinstance(frame, Close):
             self.record(trace.WS_CLOSE, request, code=frame.code, reason=frame.reason,
                         wasClean=True, by=by)
-        elif by == "server":
-            self.record(trace.WS_SEND, request, **_describe(frame))
         else:
-            self.record(trace.WS_SEND, request, auto=True, **_describe(frame))
+            size, text = _summary(frame)
+            if by != "server":
+                self.record(trace.WS_SEND, request, auto=True, **_describe(frame))
+            elif text is None:
+                self.lab.trace.record(self.label, trace.WS_SEND, request, socket=self.sid,
+                                      size=size, binary=True)
+            else:  # why: a broadcast records once per socket, so no ** and no second encode
+                self.lab.trace.record(self.label, trace.WS_SEND, request, socket=self.sid,
+                                      size=size, text=text)
         self.peer.receive_frame(frame)
 
     def __repr__(self) -> str:
@@ -1201,9 +1207,21 @@ def _size(message: Message) -> int:
 
 def _describe(message: Message) -> dict[str, Any]:
     """What the trace keeps of a message: its size and the start of its text."""
-    if isinstance(message, str):
-        return {"size": _size(message), "text": message[:80]}
-    return {"size": len(message), "binary": True}
+    size, text = _summary(message)
+    return {"size": size, "binary": True} if text is None else {"size": size, "text": text}
+
+
+_last_summary: list[Any] = [None, (0, None)]  # the last message summarized, kept alive
+
+
+def _summary(message: Message) -> tuple[int, str | None]:
+    """(size, start of the text or None for binary); a broadcast sends one message to every
+    socket, so the last one's summary is reused."""
+    if message is _last_summary[0]:
+        return _last_summary[1]  # type: ignore[no-any-return]
+    summary = (_size(message), message[:80]) if isinstance(message, str) else (len(message), None)
+    _last_summary[0], _last_summary[1] = message, summary
+    return summary
 
 
 def _event(target: WebSocket, kind: str, payload: Any) -> Any:
