@@ -124,7 +124,12 @@ async def test_chat_room_broadcasts_to_three_clients(chat: Lab) -> None:
         trace.QUEUED, trace.DELIVERED, trace.WS_MESSAGE, trace.WS_SEND, trace.WS_SEND,
         trace.WS_SEND, trace.FINISHED]
     sends = chat.trace.events(trace.WS_SEND, request=message.request)
-    assert [e.detail["socket"] for e in sends] == ["ws1", "ws2", "ws3"]
+    assert [e.detail for e in sends] == [
+        {"socket": sid, "size": 13, "text": "alice: hi all"} for sid in ("ws1", "ws2", "ws3")]
+    alice.send("ça va")  # the next broadcast is described afresh (UTF-8 size)
+    assert [await c.receive() for c in (alice, bob, carol)] == ["alice: ça va"] * 3
+    assert chat.trace.events(trace.WS_SEND)[-1].detail == {
+        "socket": "ws3", "size": 13, "text": "alice: ça va"}
     assert [e.detail["api"] for e in chat.trace.events(trace.WS_OPEN)] == ["hibernation"] * 3
     assert ChatRoom.constructed == 1
     assert await room(chat).sockets() == 3
