@@ -202,7 +202,9 @@ class ObjectHost:
         if self.mailbox:
             asyncio.get_running_loop().call_soon(self._pump)  # why: as in _run
         self.inflight[rid] = None  # type: ignore[assignment]
-        tokens = (current_host.set(self), current_request.set(rid), current_critical.set(None))
+        critical = current_critical.get()  # a caller inside blockConcurrencyWhile: not the callee
+        tokens = (current_host.set(self), current_request.set(rid),
+                  None if critical is None else current_critical.set(None))
         error: BaseException | None = None
         pending: asyncio.Task[Any] | None = None
         try:
@@ -234,7 +236,8 @@ class ObjectHost:
         except BaseException as exc:
             error = exc
         finally:
-            current_critical.reset(tokens[2])
+            if tokens[2] is not None:
+                current_critical.reset(tokens[2])
             current_request.reset(tokens[1])
             current_host.reset(tokens[0])
         if pending is not None:
