@@ -236,6 +236,11 @@ class Blocking(DurableObject):
         self.ctx.storage.put("lost", 1)
         self.ctx.abort("why")
 
+    async def call_inside_critical(self, other, depth):
+        async def critical():
+            return await self.env.B.getByName(other).nest(depth)
+        return await self.ctx.blockConcurrencyWhile(critical)
+
 
 @pytest.fixture
 def blocking(lab: Lab):
@@ -278,6 +283,16 @@ async def test_blockConcurrencyWhile_nesting_limit(blocking) -> None:  # B28
     with pytest.raises(RuntimeError, match=r"^blockConcurrencyWhile\(\) calls are nested too "
                                            r"deeply\.$"):
         await blocking.getByName("b").nest(65)
+
+
+async def test_a_call_made_inside_blockConcurrencyWhile_starts_outside_it(blocking) -> None:
+    """The callee is another object: the caller's critical section does not follow the call (its
+    bCW nests from depth 1 again) and the caller's gate does not hold the callee."""
+    for callee in ("b", "d"):
+        await blocking.getByName(callee).nest(1)  # constructed: the calls below go inline
+    assert await blocking.getByName("a").call_inside_critical("b", 64) == 64
+    with pytest.raises(RuntimeError, match="nested too deeply"):
+        await blocking.getByName("c").call_inside_critical("d", 65)
 
 
 async def test_abort_fails_the_call_and_drops_unflushed_writes(blocking, lab: Lab) -> None:  # B29
