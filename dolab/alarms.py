@@ -13,7 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from . import errors, trace
-from .buffer import MISSING
+from .sql import MISSING
 
 if TYPE_CHECKING:
     from .host import ObjectHost

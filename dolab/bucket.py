@@ -139,7 +139,8 @@ class R2Bucket:
             return work()
 
         # why: an R2 call leaves the object, so its input gate opens while it is awaited
-        return await self._lab.external(host, outbound(), f"R2 {self._name} {what}")
+        result: T = await self._lab.external(host, outbound(), f"R2 {self._name} {what}")
+        return result
 
     def _record(self) -> BucketRecord:
         return self._lab.store.bucket(self._name)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 from typing import Callable
 
 MAX_BCW_DEPTH = 64
@@ -31,7 +32,7 @@ class Critical:
 
     def __init__(self, parent: Critical | None, label: str) -> None:
         self.parent = parent
-        self.depth = 1 if parent is None else parent.depth + 1
+        self.depth: int = 1 if parent is None else parent.depth + 1
         self.label = label
 
     def chain(self) -> list[Critical]:
@@ -93,8 +94,14 @@ class InputGate:
         """Suspend until a continuation carrying ``token`` may run."""
         while not self.admits(token):
             future = asyncio.get_running_loop().create_future()
-            self.defer(lambda f=future: f.done() or f.set_result(None))
+            self.defer(functools.partial(resolve, future))
             await future
+
+
+def resolve(future: asyncio.Future[None]) -> None:
+    """Resolve ``future`` with None unless it is already done (a timer's or a gate's callback)."""
+    if not future.done():
+        future.set_result(None)
 
 
 class OutputGate:

@@ -16,15 +16,16 @@ import asyncio
 import contextvars
 import copy
 from asyncio import current_task as _current_task
-from asyncio.tasks import _enter_task, _leave_task  # type: ignore[attr-defined]
+from asyncio.tasks import _enter_task, _leave_task
 from types import CoroutineType
 import inspect
 from collections import deque
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from . import errors, trace, values
-from .buffer import MISSING, TxnLayer, WriteBuffer
+from .buffer import TxnLayer, WriteBuffer
 from .gates import MAX_BCW_DEPTH, Critical, InputGate, current_critical
+from .sql import MISSING
 from .storage import DurableObjectTransaction, Limits, TxnState
 
 if TYPE_CHECKING:
@@ -85,7 +86,8 @@ class ObjectHost:
         self.construct_id: DurableObjectId | None = None  # the id of the call that constructs
         self.abort_alarm_retry = True
         self.mailbox: deque[Event] = deque()
-        self.inflight: dict[str, Event] = {}
+        # Event (mailbox path), an inline call's own task once it suspended, or None before
+        self.inflight: dict[str, Event | asyncio.Task[Any] | None] = {}
         self.gate = InputGate(self._pump)
         self.buffer = WriteBuffer(self)
         self.confirmed_epoch = 0
@@ -201,7 +203,7 @@ class ObjectHost:
         self.idle_since = None
         if self.mailbox:
             asyncio.get_running_loop().call_soon(self._pump)  # why: as in _run
-        self.inflight[rid] = None  # type: ignore[assignment]
+        self.inflight[rid] = None
         critical = current_critical.get()  # a caller inside blockConcurrencyWhile: not the callee
         tokens = (current_host.set(self), current_request.set(rid),
                   None if critical is None else current_critical.set(None))
@@ -217,7 +219,7 @@ class ObjectHost:
                 caller_task = _current_task(loop)
                 if caller_task is not None:
                     _leave_task(loop, caller_task)
-                _enter_task(loop, standin)
+                _enter_task(loop, standin)  # type: ignore[arg-type]  # why: _Standin
                 try:  # the first step runs here: most handlers never suspend
                     yielded = result.send(None)
                 except StopIteration as stop:
@@ -226,7 +228,7 @@ class ObjectHost:
                     pending = standin.task = self._own_task(result, yielded, rid)
                     self._standin = _Standin()  # why: that one now stands for the new task
                 finally:
-                    _leave_task(loop, standin)
+                    _leave_task(loop, standin)  # type: ignore[arg-type]
                     if caller_task is not None:
                         _enter_task(loop, caller_task)
             if kind == "rpc" and pending is None:
@@ -263,7 +265,7 @@ class ObjectHost:
         it short."""
         task = asyncio.get_running_loop().create_task(_Resume(coro, yielded).run(),
                                                       context=contextvars.copy_context())
-        self.inflight[rid] = task  # type: ignore[assignment]
+        self.inflight[rid] = task
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
         return task
 
@@ -421,7 +423,7 @@ class ObjectHost:
         self.gate.lock(token)
         context = contextvars.copy_context()
         try:
-            instance = cls.__new__(cls)
+            instance = cls.__new__(cls)  # type: ignore[call-overload]
             context.run(_construct_in, self, instance, self.ctx)
         except BaseException as error:
             self.gate.unlock(token)
@@ -546,8 +548,11 @@ class ObjectHost:
     async def _critical(self, callback: Callable[[], Any], token: Critical) -> Any:
         generation = self.generation
         task = asyncio.current_task()
-        timer = self.lab.clock.call_later(BCW_TIMEOUT_S, lambda: task and task.cancel(),
-                                          f"bCW timeout {self.label}")
+        def time_out() -> None:
+            if task is not None:
+                task.cancel()
+
+        timer = self.lab.clock.call_later(BCW_TIMEOUT_S, time_out, f"bCW timeout {self.label}")
         try:
             result = callback()
             if inspect.isawaitable(result):

@@ -478,7 +478,8 @@ class Lab:
     async def run_alarm(self, stub: DurableObjectStub) -> bool:
         """Run the object's alarm now if one is set; True if it ran (runDurableObjectAlarm)."""
         self.attach_loop()
-        return await self.drive(self.alarms.run_now(stub._host()))
+        ran: bool = await self.drive(self.alarms.run_now(stub._host()))
+        return ran
 
     async def run_in(self, stub: DurableObjectStub, fn: Callable[[Any, Any], Any]) -> Any:
         """Run ``fn(instance, ctx)`` inside the object, as an event (runInDurableObject)."""

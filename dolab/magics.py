@@ -277,7 +277,7 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     except RuntimeError:
         loop = get_asyncio_loop()  # type: ignore[no-untyped-call]
         return loop.run_until_complete(coro)  # type: ignore[no-any-return]
-    import nest_asyncio2  # type: ignore[import-untyped]
+    import nest_asyncio2
 
     nest_asyncio2.apply(loop)
     return loop.run_until_complete(coro)

@@ -202,7 +202,7 @@ class RpcMethod:
         self._stub = stub
         self._name = name
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Call:
+    def __call__(self, *args: Any, **kwargs: Any) -> Call | InlineCall:
         if kwargs:
             raise TypeError(errors.RPC_NO_KWARGS.format(name=self._name, keys=", ".join(kwargs)))
         cloned = tuple(map(values.clone, args))
@@ -239,7 +239,7 @@ class DurableObjectStub:
             host = self._cached_host = self._binding.host(self.id)
         return host
 
-    def _send(self, kind: str, label: str, invoke: Callable[[Any], Any]) -> Call:
+    def _send(self, kind: str, label: str, invoke: Callable[[Any], Any]) -> Call | InlineCall:
         host = self._host()
         lab = self._binding.lab
         lab.attach_loop()
@@ -258,7 +258,7 @@ class DurableObjectStub:
             future = host.submit(kind, label, invoke, self._generation)
         return Call(lab, future, caller)
 
-    def fetch(self, input: Any, init: dict[str, Any] | None = None, **kwargs: Any) -> Call:
+    def fetch(self, input: Any, init: dict[str, Any] | None = None, **kwargs: Any) -> Call | InlineCall:
         """``stub.fetch(url_or_request, method=…, headers=…, body=…)`` → awaitable Response."""
         options = {**(init or {}), **kwargs}
         if isinstance(input, Request):

@@ -6,10 +6,12 @@ unless the user registers a handler that does.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .gates import resolve
 from .host import current_host
 from .http import Request, Response, absolute_url
 
@@ -56,7 +58,7 @@ def _find(services: list[Service], url: str) -> Service:
 async def _call(lab: Any, service: Service, request: Request) -> Response:
     if service.latency:
         future = asyncio.get_running_loop().create_future()
-        lab.clock.call_later(service.latency, lambda: future.done() or future.set_result(None),
+        lab.clock.call_later(service.latency, functools.partial(resolve, future),
                              f"latency {service.prefix}")
         await future
     result = service.handler(request)

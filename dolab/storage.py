@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generator, Iterable, TypeVar
 
 from . import errors, values
-from .buffer import MISSING
+from .sql import MISSING
 from .sql import SqlStorage, SyncKV, list_range
 
 if TYPE_CHECKING:
@@ -246,7 +246,8 @@ class DurableObjectStorage(KVOps):
     def transactionSync(self, fn: Callable[[], T]) -> T:
         if self._host.backend == "kv":
             raise RuntimeError(errors.NOT_SQL_BACKED)
-        return self._host.transaction_sync(fn)
+        result: T = self._host.transaction_sync(fn)
+        return result
 
     def getCurrentBookmark(self) -> Any:
         raise RuntimeError("Point-in-time recovery is not supported by dolab (nor by local workerd).")

@@ -216,7 +216,7 @@ class Store:
     # ---- records -------------------------------------------------------------------------------
 
     def namespace(self, key: str) -> NamespaceRecord:
-        record = self.root.namespaces.get(key)
+        record: NamespaceRecord | None = self.root.namespaces.get(key)
         if record is None:
             record = self.root.namespaces[key] = NamespaceRecord()
         return record
@@ -227,7 +227,7 @@ class Store:
 
     def record(self, ns_key: str, id_hex: str, name: str | None) -> ObjectRecord:
         ns = self.namespace(ns_key)
-        record = ns.objects.get(id_hex)
+        record: ObjectRecord | None = ns.objects.get(id_hex)
         if record is None:
             record = ns.objects[id_hex] = ObjectRecord(name)
         return record
@@ -237,7 +237,7 @@ class Store:
         buckets = getattr(self.root, "buckets", None)
         if buckets is None:  # a lab file written before buckets existed
             buckets = self.root.buckets = OOBTree()
-        record = buckets.get(name)
+        record: BucketRecord | None = buckets.get(name)
         if record is None:
             record = buckets[name] = BucketRecord()
         return record

@@ -11,10 +11,11 @@ input gate before it runs.
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import trace
-from .gates import current_critical
+from .gates import current_critical, resolve
 from .host import current_host, current_request
 
 if TYPE_CHECKING:
@@ -59,8 +60,8 @@ def patch_loop(loop: asyncio.AbstractEventLoop) -> None:
             return original_at(when, callback, *args, context=context)
         return instance_timer(host, when - loop.time(), callback, args, context)
 
-    loop.call_later = call_later  # type: ignore[method-assign]
-    loop.call_at = call_at  # type: ignore[method-assign]
+    loop.call_later = call_later  # type: ignore[method-assign, assignment]
+    loop.call_at = call_at  # type: ignore[method-assign, assignment]
     def safe_call_later(delay: float, callback: Callable[..., Any], *args: Any,
                         context: Any = None) -> Any:
         # asyncio's own call_later calls self.call_at, which is patched: go to call_at directly
@@ -119,8 +120,7 @@ class _Scheduler:
         lab = current_lab()
         lab.attach_loop()
         future = asyncio.get_running_loop().create_future()
-        lab.clock.call_later(ms / 1000, lambda: future.done() or future.set_result(None),
-                             "scheduler.wait")
+        lab.clock.call_later(ms / 1000, functools.partial(resolve, future), "scheduler.wait")
         host = current_host.get()
         if host is None:
             await lab.drive(future)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import ipywidgets  # type: ignore[import-untyped]
+import ipywidgets
 import traitlets
 
 from .inspector import Inspector
