@@ -36,15 +36,25 @@ async def _handler(x: int) -> int:
     return x
 
 
-async def asyncio_baseline(callers: int) -> Sample:
-    """Queue → worker task → Future, the smallest asyncio actor."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[asyncio.Future[int], int]] = asyncio.Queue()
+Actor = asyncio.Queue[tuple[asyncio.Future[int], int]]
+
+
+def start_actor() -> tuple[Actor, asyncio.Task[None]]:
+    """Queue → worker task → Future, the smallest asyncio actor: its queue and its worker."""
+    queue: Actor = asyncio.Queue()
 
     async def worker() -> None:
         while True:
             future, x = await queue.get()
             future.set_result(await _handler(x))
+
+    return queue, asyncio.get_running_loop().create_task(worker())
+
+
+async def asyncio_baseline(callers: int) -> Sample:
+    """The asyncio actor, called by ``callers`` concurrent callers."""
+    queue, task = start_actor()
+    loop = asyncio.get_running_loop()
 
     async def caller(count: int) -> None:
         for i in range(count):
@@ -52,7 +62,6 @@ async def asyncio_baseline(callers: int) -> Sample:
             queue.put_nowait((future, i))
             await future
 
-    task = loop.create_task(worker())
     try:
         return await _callers(caller, callers)
     finally:

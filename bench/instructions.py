@@ -19,30 +19,17 @@ import shutil
 import subprocess
 import sys
 
-from dolab import DurableObject, Lab
+from bench_rpc import Echo, start_actor
+
+from dolab import Lab
 
 CALLS = 20_000
 
 
-class Echo(DurableObject):
-    async def ping(self, x: int) -> int:
-        return x
-
-
-async def _handler(x: int) -> int:
-    return x
-
-
 async def asyncio_baseline(n: int) -> None:
+    """As ``bench_rpc.asyncio_baseline`` with one caller."""
+    queue, task = start_actor()
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[asyncio.Future[int], int]] = asyncio.Queue()
-
-    async def worker() -> None:
-        while True:
-            future, x = await queue.get()
-            future.set_result(await _handler(x))
-
-    task = loop.create_task(worker())
     for i in range(n):
         future = loop.create_future()
         queue.put_nowait((future, i))
