@@ -548,6 +548,7 @@ class ObjectHost:
     async def _critical(self, callback: Callable[[], Any], token: Critical) -> Any:
         generation = self.generation
         task = asyncio.current_task()
+
         def time_out() -> None:
             if task is not None:
                 task.cancel()
