@@ -57,7 +57,8 @@ class LabClock:
     def call_at(self, when: float, callback: Callable[[], None], label: str = "") -> Timer:
         timer = Timer(when, next(self._seq), callback, label)
         heapq.heappush(self._heap, timer)
-        self._rearm()
+        if self._heap[0] is timer:  # why: a later timer leaves the wake-up for the earliest as is
+            self._rearm()
         return timer
 
     def call_later(self, delay: float, callback: Callable[[], None], label: str = "") -> Timer:
@@ -119,6 +120,7 @@ class RealClock(LabClock):
         super().__init__()
         self._offset = 0.0
         self._wakeup: asyncio.TimerHandle | None = None
+        self._wakeup_loop: asyncio.AbstractEventLoop | None = None
         # why: the trace reads the clock twice per call; until lab.advance adds an offset, "now"
         # is time.time itself, with no Python frame per read
         self.now = time.time  # type: ignore[method-assign]
@@ -148,9 +150,12 @@ class RealClock(LabClock):
         delay = max(0.0, deadline - self.now())
         call_at = getattr(loop, "_dolab_original_call_at", loop.call_at)
         self._wakeup = call_at(loop.time() + delay, self.fire_due)
+        self._wakeup_loop = loop
 
     def ensure_armed(self) -> None:
-        if self._wakeup is None:
+        """Arm the wake-up on the running loop (the lab just met it: a new kernel loop or
+        asyncio.run), unless it is armed there already."""
+        if self._wakeup is None or self._wakeup_loop is not _running_loop():
             self._rearm()
 
     def close(self) -> None:
@@ -158,6 +163,13 @@ class RealClock(LabClock):
         if self._wakeup is not None:
             self._wakeup.cancel()
             self._wakeup = None
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def make_clock(kind: str, start: float | None = None) -> LabClock:

@@ -159,3 +159,30 @@ async def test_deleteAlarm_cancels(alarmed, lab: Lab) -> None:
     await alarmed.delete_alarm()
     await lab.advance(10)
     assert Alarmed.runs == []
+
+
+def test_a_real_clock_lab_keeps_its_timers_across_event_loops() -> None:
+    """A script may drive one lab from two asyncio.run calls: the wake-up armed on the first
+    loop is gone with it, so meeting the second loop re-arms it there (an alarm set in the first
+    run fires in the second, though later timers were added meanwhile)."""
+    import asyncio
+
+    Alarmed.runs = []
+    lab = Lab(path=None, clock="real")
+    lab.bind("A", Alarmed)
+    stub = lab.env.A.getByName("a")
+
+    async def first() -> None:
+        await stub.arm_in(0.2)
+
+    async def second() -> int:
+        await lab.env.A.getByName("b").get_alarm()  # a later (idle) timer; the lab meets the loop
+        for _ in range(100):  # up to 10 s of real time; the alarm is due 0.2 s after first()
+            if Alarmed.runs:
+                break
+            await asyncio.sleep(0.1)
+        return len(Alarmed.runs)
+
+    asyncio.run(first())
+    assert asyncio.run(second()) == 1
+    lab.close()
