@@ -384,9 +384,12 @@ async def test_lab_show_is_the_dashboard_of_three_views(lab: Lab) -> None:
                                        (Sockets, "sockets")])
 def test_widgets_ship_their_esm_and_css(cls: type, name: str) -> None:
     files = importlib.resources.files("dolab.widgets")
+    common_esm, common_css = (files / "common.js").read_text(), (files / "common.css").read_text()
     esm, css = (files / f"{name}.js").read_text(), (files / f"{name}.css").read_text()
     assert issubclass(cls, anywidget.AnyWidget)
-    assert str(cls._esm) == esm and str(cls._css) == css  # anywidget serves the package files
+    # anywidget serves the package files: what all widgets share, then the widget's own
+    assert (cls._esm, cls._css) == (common_esm + esm, common_css + css)
+    assert "function html(" in common_esm and ".dolab-card" in common_css
     assert "export default { render }" in esm and "function render({ model, el })" in esm
     assert "model.on(" in esm and "model.off(" in esm
     assert css.strip()

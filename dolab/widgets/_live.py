@@ -16,9 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import pathlib
 import time
 from collections.abc import Callable
 from typing import Any
+
+import anywidget
+
+from ..trace import Event, Trace
 
 MIN_INTERVAL = 0.05  # seconds between two refreshes: ≤ 20 updates per second
 COST_FACTOR = 5     # wait at least this many times the last refresh's duration
@@ -73,3 +78,33 @@ class Throttle:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+
+
+def assets(name: str) -> tuple[str, str]:
+    """A widget's ES module and style sheet, each after what all widgets share (common.js/.css)."""
+    here = pathlib.Path(__file__).parent
+    return tuple(  # type: ignore[return-value]
+        (here / f"common.{ext}").read_text() + (here / f"{name}.{ext}").read_text()
+        for ext in ("js", "css"))
+
+
+class LiveWidget(anywidget.AnyWidget):
+    """What the live widgets share: trace events poke a ``Throttle`` that calls ``_update``, and
+    ``close()`` stops both."""
+
+    def _listen(self, trace: Trace, live: bool) -> None:
+        self._throttle = Throttle(self._update)
+        self._unsubscribe = trace.subscribe(self._on_event) if live else None
+
+    def _on_event(self, event: Event) -> None:
+        raise NotImplementedError
+
+    def _update(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._throttle.cancel()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        super().close()

@@ -1,13 +1,5 @@
 // dolab inspector: one object's committed storage and a slider over its versions.
 // The data (entries, diff, labels) is computed in Python (dolab/views.py).
-function html(tag, cls, parent, text) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (text !== undefined) node.textContent = text;
-  if (parent) parent.appendChild(node);
-  return node;
-}
-
 function table(parent, headers, rows) {
   const t = html("table", "dolab-in-table", parent);
   const tr = html("tr", "", html("thead", "", t));
@@ -21,7 +13,7 @@ function table(parent, headers, rows) {
 }
 
 function render({ model, el }) {
-  el.classList.add("dolab-inspector");
+  el.classList.add("dolab-card", "dolab-inspector");
   const head = html("div", "dolab-in-head", el);
   html("span", "dolab-in-title", head, "Inspector");
   const picker = html("select", "dolab-in-picker", head);

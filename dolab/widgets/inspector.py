@@ -9,16 +9,14 @@ turns them into the synced traits.
 
 from __future__ import annotations
 
-import pathlib
 from typing import Any
 
-import anywidget
 import traitlets
 
 from .. import trace as t
 from .. import views
 from ..trace import Event
-from ._live import Throttle
+from ._live import LiveWidget, assets
 
 
 def stub_for(lab: Any, label: str) -> Any:
@@ -34,11 +32,10 @@ def stub_for(lab: Any, label: str) -> Any:
     return namespace.get(by_name)
 
 
-class Inspector(anywidget.AnyWidget):
+class Inspector(LiveWidget):
     """``Inspector(lab, stub)`` (or a label like ``"COUNTER:room-1"``; None: pick in the widget)."""
 
-    _esm = pathlib.Path(__file__).with_name("inspector.js")
-    _css = pathlib.Path(__file__).with_name("inspector.css")
+    _esm, _css = assets("inspector")
 
     objects = traitlets.List(traitlets.Unicode()).tag(sync=True)
     label = traitlets.Unicode("").tag(sync=True)
@@ -62,8 +59,7 @@ class Inspector(anywidget.AnyWidget):
         self._follow = True
         for event in lab.trace:
             self._note(event)
-        self._throttle = Throttle(self._update)
-        self._unsubscribe = lab.trace.subscribe(self._on_event) if live else None
+        self._listen(lab.trace, live)
         self.observe(self._on_label, "label")
         self.observe(self._on_index, "index")
         self.label = self._label_of(target) if target is not None else self._first_object()
@@ -140,10 +136,3 @@ class Inspector(anywidget.AnyWidget):
     def __repr__(self) -> str:  # stable text/plain output (nbval compares it)
         count = len(self.versions)
         return f"<Inspector: {self.label or 'no object'}, {count} version{'s' * (count != 1)}>"
-
-    def close(self) -> None:
-        self._throttle.cancel()
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        super().close()

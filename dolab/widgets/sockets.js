@@ -1,13 +1,5 @@
 // dolab sockets: simulated WebSocket clients as cards. Buttons send actions to Python
 // ({action: "add" | "send" | "close" | "drop"}), which runs them and syncs `clients` back.
-function html(tag, cls, parent, text) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (text !== undefined) node.textContent = text;
-  if (parent) parent.appendChild(node);
-  return node;
-}
-
 function button(parent, text, cls, onclick) {
   const b = html("button", `dolab-so-button ${cls || ""}`, parent, text);
   b.type = "button";
@@ -54,7 +46,7 @@ function update(parts, data) {
 }
 
 function render({ model, el }) {
-  el.classList.add("dolab-sockets");
+  el.classList.add("dolab-card", "dolab-sockets");
   const head = html("div", "dolab-so-head", el);
   html("span", "dolab-so-title", head, "WebSocket clients");
   const url = html("input", "dolab-so-url", head);

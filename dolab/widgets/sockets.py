@@ -10,17 +10,15 @@ task on the running loop. Cards are recomputed by ``dolab.views.client_card``.
 from __future__ import annotations
 
 import asyncio
-import pathlib
 from dataclasses import dataclass, field
 from typing import Any
 
-import anywidget
 import traitlets
 
 from .. import trace as t
 from .. import views
 from ..trace import Event
-from ._live import Throttle, running_loop
+from ._live import LiveWidget, assets, running_loop
 
 DEFAULT_URL = "ws://localhost:8787/ws"
 
@@ -33,12 +31,11 @@ class _Tracked:
     dropped: bool = False
 
 
-class Sockets(anywidget.AnyWidget):
+class Sockets(LiveWidget):
     """``Sockets(lab, url=…)``: a card for every simulated client of the lab (``lab.ws_clients``:
     opened here, or with ``await lab.connect(url)`` in a cell)."""
 
-    _esm = pathlib.Path(__file__).with_name("sockets.js")
-    _css = pathlib.Path(__file__).with_name("sockets.css")
+    _esm, _css = assets("sockets")
 
     url = traitlets.Unicode(DEFAULT_URL).tag(sync=True)
     clients = traitlets.List(traitlets.Dict()).tag(sync=True)
@@ -52,8 +49,7 @@ class Sockets(anywidget.AnyWidget):
         self._tracked: dict[str, _Tracked] = {}
         self._count = 0
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._throttle = Throttle(self._update)
-        self._unsubscribe = lab.trace.subscribe(self._on_event) if live else None
+        self._listen(lab.trace, live)
         self.on_msg(self._on_browser)
         self.refresh()
 
@@ -166,13 +162,6 @@ class Sockets(anywidget.AnyWidget):
     def __repr__(self) -> str:  # stable text/plain output (nbval compares it)
         count = len(self.clients)
         return f"<Sockets: {count} client{'s' if count != 1 else ''}>"
-
-    def close(self) -> None:
-        self._throttle.cancel()
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        super().close()
 
 
 def _last_url(lab: Any) -> str | None:

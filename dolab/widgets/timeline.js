@@ -14,14 +14,6 @@ function svg(tag, attrs, parent) {
   return node;
 }
 
-function html(tag, cls, parent, text) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (text !== undefined) node.textContent = text;
-  if (parent) parent.appendChild(node);
-  return node;
-}
-
 function niceTicks(x0, x1, count) {
   const span = Math.max(x1 - x0, 1e-9);
   const raw = span / count;

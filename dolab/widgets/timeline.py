@@ -8,16 +8,14 @@ trace by ``dolab.views.TimelineBuilder`` and synced as traits: ``lanes``, ``bars
 
 from __future__ import annotations
 
-import pathlib
 from collections import deque
 from typing import Any
 
-import anywidget
 import traitlets
 
 from .. import views
 from ..trace import Event, Trace
-from ._live import Throttle
+from ._live import LiveWidget, assets
 
 PENDING_MAX = 50_000  # events buffered between refreshes before a rebuild from the trace
 
@@ -30,11 +28,10 @@ def trace_of(source: Any) -> Trace:
     return trace
 
 
-class Timeline(anywidget.AnyWidget):
+class Timeline(LiveWidget):
     """A live timeline of a lab's trace: ``Timeline(lab)`` (or ``Timeline(lab.trace)``)."""
 
-    _esm = pathlib.Path(__file__).with_name("timeline.js")
-    _css = pathlib.Path(__file__).with_name("timeline.css")
+    _esm, _css = assets("timeline")
 
     lanes = traitlets.List(traitlets.Dict()).tag(sync=True)
     bars = traitlets.List(traitlets.Dict()).tag(sync=True)
@@ -54,8 +51,7 @@ class Timeline(anywidget.AnyWidget):
         self._pending: deque[Event] = deque()
         self._overflow = False
         self._known_len = 0
-        self._throttle = Throttle(self._update)
-        self._unsubscribe = self.trace.subscribe(self._on_event) if live else None
+        self._listen(self.trace, live)
         self.observe(self._on_axis, "axis")
         self.refresh()
 
@@ -96,10 +92,3 @@ class Timeline(anywidget.AnyWidget):
         lanes = len(self.lanes)
         return (f"<Timeline: {self.extent.get('requests', 0)} requests, {lanes} "
                 f"lane{'s' if lanes != 1 else ''}>")
-
-    def close(self) -> None:
-        self._throttle.cancel()
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        super().close()
