@@ -47,7 +47,7 @@ from BTrees.OOBTree import OOBTree
 from persistent import Persistent
 from ZODB.Connection import Connection
 from ZODB.MappingStorage import MappingStorage
-from ZODB.POSException import StateLoadError
+from ZODB.POSException import ConflictError, StateLoadError
 
 from . import errors
 
@@ -98,6 +98,11 @@ class KvTree(OOBTree):
             raise errors.UnsafeDatabaseError("The lab database holds a malformed object version.")
         self.meta = meta
         OOBTree.__setstate__(self, tree)
+
+    def _p_resolveConflict(self, old: Any, committed: Any, new: Any) -> Any:
+        """Two writers of one object (two kernels on one ZEO lab) never merge: each commit is a
+        new version of the whole object, as the single writer Cloudflare guarantees."""
+        raise ConflictError("two labs wrote the same Durable Object at once")
 
 
 class ObjectRecord(Persistent):

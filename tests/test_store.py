@@ -168,3 +168,30 @@ async def test_a_schema_1_file_is_migrated_with_its_data_alarms_and_names(tmp_pa
     reopened.bind("BOX", Box)
     assert reopened.storage_of(reopened.env.BOX.getByName("bob")) == {"x": 2}
     reopened.close()
+
+
+def test_two_writers_of_one_object_conflict_instead_of_merging() -> None:
+    """Two kernels on one ZEO lab writing the same object: the second commit is a ConflictError
+    (dolab then resets that object), never a merge of the two versions."""
+    import transaction
+    import ZODB
+    from ZODB.MappingStorage import MappingStorage
+    from ZODB.POSException import ConflictError
+
+    from dolab.store import KvTree
+
+    db = ZODB.DB(MappingStorage())
+    first, second = transaction.TransactionManager(), transaction.TransactionManager()
+    mine = db.open(transaction_manager=first)
+    mine.root()["kv"] = KvTree()
+    first.commit()
+    theirs = db.open(transaction_manager=second).root()["kv"]
+    len(theirs)  # loaded before the first writer commits
+    mine.root()["kv"]["a"], mine.root()["kv"].meta = b"1", (1, 1.0, "r1")
+    first.commit()
+    theirs["b"], theirs.meta = b"2", (1, 1.0, "r2")
+    with pytest.raises(ConflictError):
+        second.commit()
+    stored = db.open().root()["kv"]
+    assert (dict(stored.items()), stored.meta) == ({"a": b"1"}, (1, 1.0, "r1"))
+    db.close()
