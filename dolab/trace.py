@@ -129,6 +129,7 @@ class Trace:
         self._listeners: list[Listener] = []
         self.enabled = True
         self._base = 0  # the last seq before the latest clear()
+        self.clears = 0  # how many times clear() ran: views rebuild when it changes
 
     def record(self, obj: str, kind: str, request: str | None = None, **detail: Any) -> None:
         if not self.enabled:
@@ -208,6 +209,7 @@ class Trace:
     def clear(self) -> None:
         self._events.clear()
         self._base = self._seq
+        self.clears += 1
 
     @property
     def dropped(self) -> int:

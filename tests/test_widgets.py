@@ -132,6 +132,11 @@ def test_timeline_axis_and_clear() -> None:
         trace.record("B:y", t.QUEUED, "r9", method="m")
         widget.refresh()
         assert [b["request"] for b in widget.bars] == ["r9"]
+        trace.clear()  # as many events again as before the clear: still a rebuild
+        for i in range(len(synthetic(3)) + 1):
+            trace.record("B:z", t.QUEUED, f"s{i}", method="m")
+        widget.refresh()
+        assert {b["request"] for b in widget.bars} == {f"s{i}" for i in range(len(trace))}
     finally:
         widget.close()
 

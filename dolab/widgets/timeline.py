@@ -50,7 +50,7 @@ class Timeline(LiveWidget):
         self._builder = views.TimelineBuilder(limit)
         self._pending: deque[Event] = deque()
         self._overflow = False
-        self._known_len = 0
+        self._known_clears = self.trace.clears
         self._listen(self.trace, live)
         self.observe(self._on_axis, "axis")
         self.refresh()
@@ -71,12 +71,13 @@ class Timeline(LiveWidget):
         self._throttle.run()
 
     def _update(self) -> None:
-        if self._overflow or len(self.trace) < self._known_len or self._builder.last is None:
+        cleared = self.trace.clears != self._known_clears
+        if self._overflow or cleared or self._builder.last is None:
             self._rebuild()  # first time, after a trace.clear(), or after a flood
         else:
             pending, self._pending = self._pending, deque()
             self._builder.feed(pending)
-        self._known_len = len(self.trace)
+        self._known_clears = self.trace.clears
         view = self._builder.view(self.axis)
         with self.hold_sync():
             for name, value in view.traits().items():
