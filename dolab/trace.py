@@ -231,7 +231,7 @@ class Trace:
                 yield raw
 
     def __repr__(self) -> str:
-        return f"<Trace {len(self._events)} events, {len(self.objects())} objects>"
+        return f"<Trace {len(self)} events, {len(self.objects())} objects>"
 
     def plot(self, **options: Any) -> Any:
         """A matplotlib timeline of the trace (one lane per object)."""

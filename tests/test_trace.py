@@ -99,3 +99,11 @@ def test_a_clear_while_an_inline_call_runs_loses_nothing_after_it() -> None:
     ring.record_finished("O", "r1", "1", delivery)
     assert [(e.seq, e.kind) for e in ring] == [(3, trace.FINISHED)]
     assert ring.dropped == 0
+
+
+async def test_the_repr_counts_events_not_records() -> None:
+    lab = _lab()
+    stub = lab.env.ECHO.getByName("a")
+    await stub.ping(0)
+    await stub.ping(1)  # inline: one record, three events
+    assert repr(lab.trace) == f"<Trace {len(list(lab.trace))} events, 1 objects>"
