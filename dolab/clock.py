@@ -130,11 +130,8 @@ class RealClock(LabClock):
 
     def _move_to(self, when: float) -> None:
         self._offset += max(0.0, when - self.now())
-        if self._offset:
-            self.now = self._shifted  # type: ignore[method-assign]
-
-    def _shifted(self) -> float:
-        return time.time() + self._offset
+        if self._offset and "now" in self.__dict__:
+            del self.now  # the method above, which adds the offset
 
     def _rearm(self) -> None:
         if self._wakeup is not None:

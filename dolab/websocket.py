@@ -594,14 +594,14 @@ class SocketEnd:
         elif isinstance(frame, Close):
             self.record(trace.WS_CLOSE, request, code=frame.code, reason=frame.reason,
                         wasClean=True, by=by)
-        else:
+        elif by != "server":
+            self.record(trace.WS_SEND, request, auto=True, **_describe(frame))
+        else:  # why: a broadcast records once per socket, so no ** merge and no second encode
             size, text = _summary(frame)
-            if by != "server":
-                self.record(trace.WS_SEND, request, auto=True, **_describe(frame))
-            elif text is None:
+            if text is None:
                 self.lab.trace.record(self.label, trace.WS_SEND, request, socket=self.sid,
                                       size=size, binary=True)
-            else:  # why: a broadcast records once per socket, so no ** and no second encode
+            else:
                 self.lab.trace.record(self.label, trace.WS_SEND, request, socket=self.sid,
                                       size=size, text=text)
         self.peer.receive_frame(frame)

@@ -186,3 +186,18 @@ def test_a_real_clock_lab_keeps_its_timers_across_event_loops() -> None:
     asyncio.run(first())
     assert asyncio.run(second()) == 1
     lab.close()
+
+
+async def test_advance_on_the_real_clock_moves_lab_time_and_fires_what_is_due() -> None:
+    """The real clock follows the wall clock plus what lab.advance added (its fast "now" gives
+    way to the offset one)."""
+    import time
+
+    Alarmed.runs = []
+    lab = Lab(path=None, clock="real")
+    lab.bind("A", Alarmed)
+    await lab.env.A.getByName("a").arm_in(3600)
+    await lab.advance(3601)
+    assert lab.now() - time.time() == pytest.approx(3601, abs=5)
+    assert len(Alarmed.runs) == 1 and Alarmed.runs[0][0] == pytest.approx(time.time() + 3600, abs=5)
+    lab.close()
