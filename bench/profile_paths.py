@@ -16,14 +16,11 @@ import pstats
 import sys
 from typing import Any, Awaitable, Callable
 
+from bench_fetch_ws import Front, Room
+from bench_rpc import Echo
 from common import scratch_dir
 
-from dolab import DurableObject, Lab, Response, WebSocketPair, WorkerEntrypoint
-
-
-class Echo(DurableObject):
-    async def ping(self, x: int) -> int:
-        return x
+from dolab import DurableObject, Lab, Response
 
 
 class Counter(DurableObject):
@@ -41,24 +38,6 @@ class Counter(DurableObject):
 
     async def fetch(self, request: Any) -> Response:
         return Response.json({"count": self.count})
-
-
-class Room(DurableObject):
-    async def fetch(self, request: Any) -> Response:
-        client, server = WebSocketPair.new().object_values()
-        self.ctx.acceptWebSocket(server)
-        return Response(None, status=101, web_socket=client)
-
-    async def webSocketMessage(self, ws: Any, message: Any) -> None:
-        for peer in self.ctx.getWebSockets():
-            peer.send(message)
-
-
-class Front(WorkerEntrypoint):
-    async def fetch(self, request: Any) -> Response:
-        if request.headers.get("upgrade") == "websocket":
-            return await self.env.ROOM.getByName("room").fetch(request)
-        return await self.env.COUNTER.getByName("c").fetch(request)
 
 
 async def rpc(trace: bool) -> Callable[[], Awaitable[None]]:
